@@ -1,0 +1,38 @@
+"""The single Definitions of the laion_audit code location; one setting picks executor and resources."""
+
+from __future__ import annotations
+
+from dagster import Definitions, in_process_executor, multiprocess_executor
+
+from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
+from laion_audit.defs.shards import samples, shard_backfill_schedule, shard_discovery_sensor, shard_ingest_job
+from laion_audit.settings import Settings
+
+
+def _executor(settings: Settings):
+    if settings.executor == "in_process":
+        return in_process_executor
+    if settings.executor == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        # backoffLimit 0: a replacement pod made by the Job controller would leave the step hanging (dagster#33755).
+        return k8s_job_executor.configured({"step_k8s_config": {"job_spec_config": {"backoff_limit": 0}}})
+    return multiprocess_executor
+
+
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    settings = settings or Settings.from_env()
+    return Definitions(
+        assets=[samples],
+        jobs=[shard_ingest_job],
+        sensors=[shard_discovery_sensor],
+        schedules=[shard_backfill_schedule],
+        resources={
+            "shard_store": ShardStoreResource(root=settings.store_root),
+            "shard_inputs": ShardInputsResource(root=settings.shards_root),
+        },
+        executor=_executor(settings),
+    )
+
+
+defs = build_definitions()

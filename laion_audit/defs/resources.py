@@ -1,0 +1,29 @@
+"""Dagster resources: thin configurable handles onto the Dagster-free store and shard listing."""
+
+
+from dagster import ConfigurableResource
+
+from laion_audit.shard_sources import DEFAULT_SHARD_NUMBER_PATTERN, ShardSource, discover_shards, locate_shard
+from laion_audit.shard_store import ShardStore
+
+
+class ShardStoreResource(ConfigurableResource):
+    """Root of the per-(asset, shard) parquet files: a local folder or any fsspec URI (s3://, gs://)."""
+
+    root: str
+
+    def store(self) -> ShardStore:
+        return ShardStore(self.root)
+
+
+class ShardInputsResource(ConfigurableResource):
+    """Where new shards land (webdataset tars and/or LAION metadata parquet): folder or fsspec URI."""
+
+    root: str
+    name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN
+
+    def discover(self) -> dict[str, ShardSource]:
+        return discover_shards(self.root, self.name_pattern)
+
+    def locate(self, key: str) -> ShardSource:
+        return locate_shard(self.root, key, self.name_pattern)

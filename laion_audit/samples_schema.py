@@ -1,0 +1,53 @@
+"""The `samples` table: one row per sample key read from a shard, whatever state the sample was in.
+
+Keeping failures as rows (``status`` = "error", ``error_kind``, ``error``) rather than dropping them is what
+lets every downstream table account for every key, and lets a user select failed samples for a retry the way
+img2dataset users do with its per-shard parquet.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+# Codes for error_kind; a sample with several problems lists them comma-separated in this order.
+ERROR_KINDS = (
+    "missing_image",
+    "corrupt_image",
+    "truncated_image",
+    "decompression_bomb",
+    "sha256_mismatch",
+    "missing_caption",
+    "missing_url",
+    "non_utf8_caption",
+    "missing_json",
+    "malformed_json",
+    "truncated_tar",
+    "duplicate_key",
+)
+
+SAMPLES_SCHEMA = pa.schema(
+    [
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("source_format", pa.string(), nullable=False),
+        pa.field("sample_id", pa.int64()),
+        pa.field("url", pa.string()),
+        pa.field("caption", pa.string()),
+        pa.field("width", pa.int64()),
+        pa.field("height", pa.int64()),
+        pa.field("nsfw", pa.string()),
+        pa.field("similarity", pa.float64()),
+        pa.field("license", pa.string()),
+        pa.field("image_member", pa.string()),
+        pa.field("image_format", pa.string()),
+        pa.field("image_bytes", pa.int64()),
+        pa.field("sha256", pa.string()),
+        pa.field("has_image", pa.bool_(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error_kind", pa.string()),
+        pa.field("error", pa.string()),
+    ]
+)

@@ -1,0 +1,142 @@
+"""Finding input shards under a root folder or bucket, and naming them.
+
+A shard is identified by a 5-digit zero-padded key (``00000``..``41407``) that becomes its Dagster partition
+key. Two input formats are recognised per shard, and the format is decided per shard, not per dataset:
+
+- ``webdataset``: ``NNNNN.tar`` as img2dataset writes it, optionally with ``NNNNN.parquet`` and
+  ``NNNNN_stats.json`` beside it;
+- ``metadata_parquet``: a LAION metadata parquet without images (``part-00017-<uuid>.snappy.parquet`` in the
+  LAION-400M release, or any ``*.parquet`` whose name carries a shard number).
+
+The root is a local path or any fsspec URI, so the same code lists a laptop folder and an s3:// prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import fsspec
+
+ShardFormat = Literal["webdataset", "metadata_parquet"]
+
+SHARD_KEY_WIDTH = 5
+# The first run of digits that is not glued to a preceding letter or digit: "00017.tar" -> 17,
+# "part-00017-5b54c5d5-....snappy.parquet" -> 17, "laion400m_text_sample_1000.parquet" -> 1000.
+DEFAULT_SHARD_NUMBER_PATTERN = r"(?<![0-9A-Za-z])(\d{1,9})(?![0-9])"
+
+
+class ShardDiscoveryError(ValueError):
+    """The listing under a shard root is ambiguous (two files claim one shard key)."""
+
+
+class ShardNotFoundError(FileNotFoundError):
+    """No input file under the root belongs to the requested shard key."""
+
+
+def format_shard_key(number: int) -> str:
+    if number < 0:
+        raise ValueError(f"shard numbers are non-negative, got {number}")
+    return f"{number:0{SHARD_KEY_WIDTH}d}"
+
+
+@dataclass(frozen=True)
+class ShardSource:
+    """Where one shard's input lives; ``url`` is the file to read, ``sidecars`` are optional companions."""
+
+    key: str
+    format: ShardFormat
+    url: str
+    metadata_parquet_url: str | None = None
+    stats_url: str | None = None
+
+
+def _join(root: str, name: str) -> str:
+    return root.rstrip("/") + "/" + name
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def shard_number_from_name(name: str, pattern: str = DEFAULT_SHARD_NUMBER_PATTERN) -> int | None:
+    match = re.search(pattern, name)
+    return int(match.group(1)) if match else None
+
+
+def _list_names(root: str) -> tuple[fsspec.AbstractFileSystem, list[str]]:
+    fs, path = fsspec.core.url_to_fs(root)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"shard root does not exist: {root}")
+    names = sorted(_basename(p) for p in fs.ls(path, detail=False))
+    return fs, names
+
+
+def discover_shards(root: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN) -> dict[str, ShardSource]:
+    """List ``root`` (non-recursively) and return every shard found, keyed by shard key.
+
+    A tar wins over a parquet with the same number (the parquet is then img2dataset's sidecar). Two tars,
+    or two metadata parquets, with the same number are an error naming both files: guessing would make
+    a partition's content depend on listing order.
+    """
+    _, names = _list_names(root)
+    tars: dict[str, str] = {}
+    parquets: dict[str, str] = {}
+    stats: dict[str, str] = {}
+    for name in names:
+        if name.startswith(".") or name.startswith("_"):
+            continue
+        number = shard_number_from_name(name, name_pattern)
+        if number is None:
+            continue
+        key = format_shard_key(number)
+        if name.endswith("_stats.json"):
+            stats[key] = name
+            continue
+        if name.endswith(".tar"):
+            bucket = tars
+        elif name.endswith(".parquet"):
+            bucket = parquets
+        else:
+            continue
+        if key in bucket:
+            raise ShardDiscoveryError(
+                f"two files under {root} map to shard {key}: {bucket[key]!r} and {name!r}; "
+                "rename one or set a shard name pattern that tells them apart"
+            )
+        bucket[key] = name
+
+    sources: dict[str, ShardSource] = {}
+    for key in sorted(set(tars) | set(parquets)):
+        if key in tars:
+            sources[key] = ShardSource(
+                key=key,
+                format="webdataset",
+                url=_join(root, tars[key]),
+                metadata_parquet_url=_join(root, parquets[key]) if key in parquets else None,
+                stats_url=_join(root, stats[key]) if key in stats else None,
+            )
+        else:
+            sources[key] = ShardSource(key=key, format="metadata_parquet", url=_join(root, parquets[key]))
+    return sources
+
+
+def locate_shard(root: str, key: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN) -> ShardSource:
+    """Resolve one partition key to its input, trying the img2dataset names before a full listing."""
+    fs, path = fsspec.core.url_to_fs(root)
+    tar_path = _join(path, f"{key}.tar")
+    if fs.exists(tar_path):
+        sidecar = _join(path, f"{key}.parquet")
+        stats = _join(path, f"{key}_stats.json")
+        return ShardSource(
+            key=key,
+            format="webdataset",
+            url=_join(root, f"{key}.tar"),
+            metadata_parquet_url=_join(root, f"{key}.parquet") if fs.exists(sidecar) else None,
+            stats_url=_join(root, f"{key}_stats.json") if fs.exists(stats) else None,
+        )
+    sources = discover_shards(root, name_pattern)
+    if key not in sources:
+        raise ShardNotFoundError(f"no input file for shard {key} under {root}")
+    return sources[key]

@@ -1,0 +1,57 @@
+"""Test-wide setup: offline environment before any ML library is imported, and a network guard."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from laion_audit.offline import apply_offline_environment
+
+from .network_guard import NetworkGuard
+
+_CACHE = Path(tempfile.mkdtemp(prefix="laion_audit_test_cache_"))
+apply_offline_environment(_CACHE)
+os.environ.setdefault("LAION_AUDIT_HOME", str(_CACHE / "home"))
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+_guard = NetworkGuard()
+
+
+def pytest_sessionstart(session):
+    _guard.install()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _guard.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def no_network():
+    """Fail the test if it tried to open a non-loopback connection, even if the error was swallowed."""
+    before = len(_guard.attempts)
+    yield _guard
+    attempts = _guard.attempts[before:]
+    if attempts:
+        pytest.fail(f"network access attempted: {attempts}")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data when this checkout sits beside it; tests that need it skip cleanly otherwise."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data not present at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_shards(tmp_path_factory) -> Path:
+    """The demo's sample shards, generated once per session (read-only for tests)."""
+    from laion_audit.sample_data import write_sample_shards
+
+    root = tmp_path_factory.mktemp("sample_shards")
+    write_sample_shards(root)
+    return root

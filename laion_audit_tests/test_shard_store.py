@@ -1,0 +1,80 @@
+import json
+import os
+import stat
+
+import pyarrow as pa
+import pytest
+
+from laion_audit.shard_store import Provenance, ShardStore
+
+
+def _prov(shard="00000", code_version="v1", models=None, run_id="run-1"):
+    return Provenance(asset="things", shard=shard, code_version=code_version, run_id=run_id, models=models or {})
+
+
+TABLE = pa.table({"key": ["a", "b"], "value": [1, 2]})
+
+
+def test_write_publishes_data_marker_and_provenance(tmp_path):
+    store = ShardStore(str(tmp_path))
+    marker = store.write_table(_prov(models={"yolo": "abc"}), TABLE, marker_extra={"errors": 0})
+    assert marker["rows"] == 2 and marker["errors"] == 0 and marker["models"] == {"yolo": "abc"}
+    table = store.read_table("things", "00000")
+    assert table.column("code_version").to_pylist() == ["v1", "v1"]
+    assert table.column("run_id").to_pylist() == ["run-1", "run-1"]
+    footer = ShardStore.read_provenance(store.data_path("things", "00000"))
+    assert footer["code_version"] == "v1" and footer["models"] == {"yolo": "abc"} and footer["run_id"] == "run-1"
+    assert set(store.complete_shards("things")) == {"00000"}
+
+
+def test_completion_depends_on_code_version_and_model_fingerprints(tmp_path):
+    store = ShardStore(str(tmp_path))
+    store.write_table(_prov(models={"yolo": "abc"}), TABLE)
+    assert store.is_complete("things", "00000", "v1", {"yolo": "abc"})
+    assert not store.is_complete("things", "00000", "v2", {"yolo": "abc"})
+    assert not store.is_complete("things", "00000", "v1", {"yolo": "def"})
+    assert not store.is_complete("things", "00001", "v1", {"yolo": "abc"})
+
+
+def test_a_failed_write_leaves_no_file_and_keeps_the_previous_version(tmp_path):
+    store = ShardStore(str(tmp_path))
+    store.write_table(_prov(), TABLE)
+    before = store.read_marker("things", "00000")
+    with pytest.raises(RuntimeError, match="boom"):
+        with store.writer(_prov(code_version="v2", run_id="run-2"), TABLE.schema) as out:
+            out.write(TABLE)
+            raise RuntimeError("boom")
+    assert sorted(os.listdir(tmp_path / "things")) == ["00000.complete.json", "00000.parquet"]
+    assert store.read_marker("things", "00000") == before
+    assert store.read_table("things", "00000").column("run_id").to_pylist() == ["run-1", "run-1"]
+
+
+def test_a_first_failed_write_leaves_nothing(tmp_path):
+    store = ShardStore(str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        with store.writer(_prov(), TABLE.schema) as out:
+            out.write(TABLE)
+            raise KeyboardInterrupt
+    assert os.listdir(tmp_path / "things") == []
+    assert store.read_marker("things", "00000") is None
+
+
+def test_restricted_outputs_are_owner_only(tmp_path):
+    store = ShardStore(str(tmp_path))
+    store.write_table(_prov(), TABLE, restricted=True)
+    data = store.data_path("things", "00000", restricted=True)
+    assert "/restricted/things/" in data
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "restricted").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "restricted" / "things").st_mode) == 0o700
+    assert not (tmp_path / "things").exists()
+
+
+def test_marker_records_content_hash(tmp_path):
+    store = ShardStore(str(tmp_path))
+    marker = store.write_table(_prov(), TABLE)
+    import hashlib
+
+    with open(store.data_path("things", "00000"), "rb") as handle:
+        assert marker["data_sha256"] == hashlib.sha256(handle.read()).hexdigest()
+    assert json.loads((tmp_path / "things" / "00000.complete.json").read_text())["shard"] == "00000"
