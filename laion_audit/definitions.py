@@ -20,6 +20,13 @@ def _executor(settings: Settings):
     return multiprocess_executor
 
 
+def build_resources(settings: Settings) -> dict:
+    return {
+        "shard_store": ShardStoreResource(root=settings.store_root),
+        "shard_inputs": ShardInputsResource(root=settings.shards_root),
+    }
+
+
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     return Definitions(
@@ -27,10 +34,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         jobs=[shard_ingest_job],
         sensors=[shard_discovery_sensor],
         schedules=[shard_backfill_schedule],
-        resources={
-            "shard_store": ShardStoreResource(root=settings.store_root),
-            "shard_inputs": ShardInputsResource(root=settings.shards_root),
-        },
+        resources=build_resources(settings),
         executor=_executor(settings),
     )
 

@@ -58,12 +58,13 @@ def demo_settings(workdir: Path) -> Settings:
     )
 
 
-def _register_shards(instance, defs, out: Printer) -> list[str]:
+def _register_shards(instance, settings: Settings, out: Printer) -> list[str]:
     from dagster import build_sensor_context
 
+    from laion_audit.definitions import build_resources
     from laion_audit.defs.shards import shard_discovery_sensor
 
-    with build_sensor_context(instance=instance, definitions=defs) as context:
+    with build_sensor_context(instance=instance, resources=build_resources(settings)) as context:
         result = shard_discovery_sensor(context)
     requests = getattr(result, "dynamic_partitions_requests", None) or []
     for request in requests:
@@ -111,7 +112,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
     outcomes: list[ShardOutcome] = []
     with DagsterInstance.get() as instance:
         out(f"[2/3] discovery sensor on {settings.shards_root} (DAGSTER_HOME={dagster_home})")
-        keys = _register_shards(instance, defs, out)
+        keys = _register_shards(instance, settings, out)
         out(f"[3/3] materializing {len(keys)} shards with job {job.name}")
         store = ShardStore(settings.store_root)
         for i, key in enumerate(keys, 1):

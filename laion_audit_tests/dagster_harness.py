@@ -1,0 +1,40 @@
+"""Definitions bound to temporary folders and a real (temporary, SQLite) Dagster instance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import DagsterInstance, instance_for_test
+
+from laion_audit.definitions import build_definitions, build_resources
+from laion_audit.settings import Settings
+
+
+def settings_for(shards_root: Path, store_root: Path) -> Settings:
+    return Settings(
+        home=str(store_root.parent),
+        shards_root=str(shards_root),
+        store_root=str(store_root),
+        executor="in_process",
+        register_batch=1000,
+        max_partitions_per_run=8,
+    )
+
+
+def dagster_test_instance():
+    """A temporary on-disk SQLite instance (not the in-memory ephemeral one) with telemetry off."""
+    return instance_for_test(overrides={"telemetry": {"enabled": False}})
+
+
+def register(instance: DagsterInstance, keys: list[str]) -> None:
+    from laion_audit.defs.partitions import shard_partitions
+
+    instance.add_dynamic_partitions(shard_partitions.name, keys)
+
+
+def definitions(shards_root: Path, store_root: Path):
+    return build_definitions(settings_for(shards_root, store_root))
+
+
+def resources(shards_root: Path, store_root: Path) -> dict:
+    return build_resources(settings_for(shards_root, store_root))
