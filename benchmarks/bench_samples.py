@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = job.execute_in_process(partition_key="00000", instance=instance, run_config=config)
                 elapsed = time.perf_counter() - t
                 assert result.success
-                rows = result.asset_materializations_for_node("samples")[0].metadata["samples"].value
+                rows = result.asset_materializations_for_node("samples")[0].metadata["rows"].value
                 assert rows == args.samples, rows
                 results[f"samples_asset_{mode}"].append(rows / elapsed)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from laion_audit.offline import apply_offline_environment
 from .network_guard import NetworkGuard
 
 _CACHE = Path(tempfile.mkdtemp(prefix="laion_audit_test_cache_"))
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 apply_offline_environment(_CACHE)
 os.environ.setdefault("LAION_AUDIT_HOME", str(_CACHE / "home"))
 

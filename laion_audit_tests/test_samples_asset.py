@@ -43,7 +43,7 @@ def test_materialize_two_partitions_in_process(shards, tmp_path):
             assert result.success
             materialization = result.asset_materializations_for_node("samples")[0]
             assert materialization.partition == key
-            assert materialization.metadata["samples"].value > 0
+            assert materialization.metadata["rows"].value > 0
         assert instance.get_materialized_partitions(job.asset_layer.asset_graph.get_all_asset_keys().pop()) == {
             "00000", "00001"}
     store = ShardStore(str(store_root))

@@ -1,7 +1,5 @@
 """Shard ingestion: the `samples` asset, the discovery sensor and the backfill schedule."""
 
-
-
 from typing import Literal
 
 from dagster import (
@@ -9,12 +7,9 @@ from dagster import (
     AssetSelection,
     BackfillPolicy,
     Config,
-    DataVersion,
     DefaultScheduleStatus,
     DefaultSensorStatus,
-    Failure,
     MaterializeResult,
-    MetadataValue,
     RunRequest,
     RunsFilter,
     ScheduleEvaluationContext,
@@ -30,6 +25,7 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
+from laion_audit.defs.shard_runs import ShardOutcome, materialize_shards
 from laion_audit.image_check import DEFAULT_MAX_IMAGE_PIXELS
 from laion_audit.samples_ingest import SAMPLES_ASSET, ingest_shard
 from laion_audit.settings import Settings
@@ -67,44 +63,21 @@ def samples(
 ) -> MaterializeResult:
     store = shard_store.store()
     options = ReaderOptions(max_image_pixels=config.max_image_pixels, verify_images=config.verify_images)
-    done, failures = [], []
-    for key in context.partition_keys:
-        try:
-            source = shard_inputs.locate(key)
-            result = ingest_shard(
-                source, store, code_version=SAMPLES_CODE_VERSION, run_id=context.run.run_id,
-                options=options, force=config.force,
-            )
-        except (ShardReadError, ShardNotFoundError, ShardDiscoveryError) as exc:
-            context.log.error(f"shard {key} failed: {exc}")
-            failures.append(f"shard {key}: {exc}")
-            continue
-        marker = result.marker
-        context.log.info(
-            f"shard {key} ({marker.get('source_format')}): {marker.get('rows')} samples, "
-            f"{marker.get('errors')} errors" + (" — already complete, skipped" if result.skipped else "")
+
+    def process(key: str) -> ShardOutcome:
+        result = ingest_shard(
+            shard_inputs.locate(key), store, code_version=SAMPLES_CODE_VERSION, run_id=context.run.run_id,
+            options=options, force=config.force,
         )
-        done.append(result)
-    if failures:
-        raise Failure(
-            description="; ".join(failures),
-            metadata={"failed_shards": len(failures), "completed_shards": len(done)},
-        )
-    metadata = {
-        "shards": len(done),
-        "skipped_complete": sum(r.skipped for r in done),
-        "samples": sum(r.marker.get("rows", 0) for r in done),
-        "errors": sum(r.marker.get("errors", 0) for r in done),
-        "images_ok": sum(r.marker.get("images_ok", 0) for r in done),
-    }
-    if len(done) == 1:
-        marker = done[0].marker
-        metadata["path"] = MetadataValue.path(store.data_url(SAMPLES_ASSET, done[0].shard))
-        metadata["error_kinds"] = MetadataValue.json(marker.get("error_kinds", {}))
-        if marker.get("truncated"):
-            metadata["truncated"] = marker["truncated"]
-        return MaterializeResult(metadata=metadata, data_version=DataVersion(marker["data_sha256"][:16]))
-    return MaterializeResult(metadata=metadata)
+        return ShardOutcome(key, result.skipped, result.marker, store.data_url(SAMPLES_ASSET, key))
+
+    return materialize_shards(
+        context,
+        process,
+        shard_errors=(ShardReadError, ShardNotFoundError, ShardDiscoveryError),
+        totals=("rows", "errors", "images_ok"),
+        single_shard_metadata=("source_format", "error_kinds", "truncated"),
+    )
 
 
 shard_ingest_job = define_asset_job(
