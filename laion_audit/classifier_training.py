@@ -1,0 +1,426 @@
+"""Fine-tuning the gender and race/ethnicity image classifiers with the recipe of Girrbach et al.
+
+The published labels come from OpenCLIP image towers with a linear head, fully fine-tuned on crops whose
+label an MLLM ensemble agreed on (train_gender_classifier.py / train_race_classifier.py in
+ExplainableML/LAION-400M-Person-Centric-Annotations). This module reproduces that loop for any
+``torch.nn.Module`` that maps a batch of preprocessed images to logits, so the same code trains the
+production SigLIP classifier and the tiny models of the tests:
+
+* AdamW (default weight decay) with a OneCycle schedule stepped once per batch, cross-entropy loss;
+* optionally the paper's ``--train-cls-layer-first``: one epoch of head-only training at a fixed lr
+  of 1e-3, then OneCycle over all parameters for the remaining epochs;
+* validation after every epoch, keeping the weights of the epoch with the best validation accuracy;
+* the paper's validation metrics (accuracy, Cohen's kappa, mean uncertainty u = 1 - max softmax and
+  the AUROC of "mispredicted" against u), plus per-class accuracy and the confusion matrix, because the
+  audit reports errors per demographic group rather than a single number.
+
+The paper does not state its split sizes; ``split_dataset`` draws a seeded, stratified split and returns
+it so the run's lineage can record exactly which examples were held out.
+
+Torch is imported inside the functions only: the Dagster code location imports this module to build
+its definitions, and must not pay for (or require) torch to do so.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """Hyper-parameters of one training run; defaults are those of train_gender_classifier.py.
+
+    ``lr`` is the peak (max) learning rate of the OneCycle schedule and ``min_lr`` its starting value
+    (``div_factor = lr / min_lr``), as in the original script. ``lr=1e-5`` suits fine-tuning a pretrained
+    backbone; a model trained from scratch needs a much larger value. ``weight_decay=None`` keeps
+    AdamW's default (0.01). ``head_first_lr`` is the fixed rate of the head-only first epoch, hard-coded
+    to 1e-3 in the original.
+    """
+
+    batch_size: int = 32
+    epochs: int = 10
+    lr: float = 1e-5
+    min_lr: float = 1e-6
+    pct_start: float = 0.3
+    weight_decay: float | None = None
+    train_head_first: bool = False
+    head_prefix: str = "head"
+    head_first_lr: float = 1e-3
+    seed: int = 0
+    device: str = "cpu"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if not 0 < self.min_lr <= self.lr:
+            raise ValueError(f"need 0 < min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        if not 0 < self.pct_start < 1:
+            raise ValueError(f"pct_start must be in (0, 1), got {self.pct_start}")
+        if self.head_first_lr <= 0:
+            raise ValueError(f"head_first_lr must be > 0, got {self.head_first_lr}")
+        if not self.head_prefix:
+            raise ValueError("head_prefix must be a non-empty parameter-name prefix")
+        if self.val_fraction < 0 or self.test_fraction < 0 or self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                "need val_fraction >= 0, test_fraction >= 0 and val_fraction + test_fraction < 1, got "
+                f"{self.val_fraction} and {self.test_fraction}"
+            )
+
+
+@dataclass
+class TrainingResult:
+    """Outcome of ``train_classifier``.
+
+    ``best_state_dict`` holds CPU copies of the weights of ``best_epoch`` (1-based). ``history`` has one
+    record per epoch (train loss, validation loss/accuracy/kappa/uncertainty). ``val_metrics`` and
+    ``test_metrics`` are ``classification_metrics`` of the best checkpoint (``test_metrics`` is None when
+    the test split is empty). ``splits`` are the indices into the inputs that were used for each split.
+    """
+
+    best_state_dict: dict[str, Any]
+    best_epoch: int
+    best_val_accuracy: float
+    history: list[dict[str, Any]]
+    splits: dict[str, list[int]]
+    val_metrics: dict[str, Any]
+    test_metrics: dict[str, Any] | None
+    class_names: list[str]
+    recipe: TrainingRecipe
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def split_dataset(labels: Sequence[int], recipe: TrainingRecipe = TrainingRecipe()) -> dict[str, list[int]]:
+    """Seeded stratified train/val/test split of ``range(len(labels))``.
+
+    Each class is shuffled on its own and cut by ``val_fraction``/``test_fraction`` (rounded), so rare
+    demographic classes are represented in every split instead of vanishing from validation by chance.
+    A class with at least 3 examples gets at least one example in each split whose fraction is non-zero
+    and keeps at least one for training; a class with fewer than 3 examples goes to training only.
+    The result depends only on the labels and ``recipe.seed``/fractions; indices are sorted per split.
+    """
+    labels = [int(label) for label in labels]
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+
+    rng = np.random.default_rng(recipe.seed)
+    splits: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
+    for label in sorted(by_class):
+        members = by_class[label]
+        order = [members[i] for i in rng.permutation(len(members))]
+        n = len(order)
+        n_val = n_test = 0
+        if n >= 3:
+            n_val = _held_out_count(n, recipe.val_fraction)
+            n_test = _held_out_count(n, recipe.test_fraction)
+            while n_val + n_test > n - 1:
+                # Rounding up both held-out parts of a small class can leave nothing to train on.
+                if n_val >= n_test:
+                    n_val -= 1
+                else:
+                    n_test -= 1
+        splits["val"].extend(order[:n_val])
+        splits["test"].extend(order[n_val : n_val + n_test])
+        splits["train"].extend(order[n_val + n_test :])
+    return {name: sorted(indices) for name, indices in splits.items()}
+
+
+def _held_out_count(n: int, fraction: float) -> int:
+    if fraction <= 0:
+        return 0
+    return max(1, int(round(n * fraction)))
+
+
+def classification_metrics(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    class_names: Sequence[str],
+    uncertainty: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """Accuracy, per-class accuracy, Cohen's kappa, confusion matrix and the paper's uncertainty stats.
+
+    Labels are indices into ``class_names``; the confusion matrix has rows = true class and columns =
+    predicted class, both in ``class_names`` order. Per-class accuracy is the recall of each class (None
+    for a class without examples), because the audit needs to know whose crops the classifier gets
+    wrong. Kappa is None where it is undefined (e.g. one class only). When ``uncertainty`` (u = 1 - max
+    softmax per example) is given, ``mean_uncertainty`` and ``auroc_mispredicted`` (how well u ranks the
+    errors above the correct predictions; None unless both outcomes occur) are filled, as in the paper's
+    validation; otherwise they are None.
+    """
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix, roc_auc_score
+
+    y_true = [int(v) for v in y_true]
+    y_pred = [int(v) for v in y_pred]
+    class_names = list(class_names)
+    k = len(class_names)
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true has {len(y_true)} entries, y_pred {len(y_pred)}")
+    for name, values in (("y_true", y_true), ("y_pred", y_pred)):
+        bad = sorted({v for v in values if not 0 <= v < k})
+        if bad:
+            raise ValueError(f"{name} has labels {bad} outside 0..{k - 1} ({k} class names)")
+    n = len(y_true)
+
+    if n:
+        matrix = confusion_matrix(y_true, y_pred, labels=list(range(k)))
+    else:
+        matrix = np.zeros((k, k), dtype=np.int64)
+    support = matrix.sum(axis=1)
+    per_class = {
+        name: (float(matrix[i, i] / support[i]) if support[i] else None) for i, name in enumerate(class_names)
+    }
+    accuracy = float(np.trace(matrix) / n) if n else None
+
+    kappa = None
+    if n:
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore")
+            value = float(cohen_kappa_score(y_true, y_pred, labels=list(range(k))))
+        kappa = value if math.isfinite(value) else None
+
+    mean_u = auroc = None
+    if uncertainty is not None:
+        u = [float(v) for v in uncertainty]
+        if len(u) != n:
+            raise ValueError(f"uncertainty has {len(u)} entries, labels {n}")
+        if n:
+            mean_u = float(np.mean(u))
+            mispredicted = [t != p for t, p in zip(y_true, y_pred)]
+            if 0 < sum(mispredicted) < n:
+                auroc = float(roc_auc_score(mispredicted, u))
+
+    return {
+        "n": n,
+        "accuracy": accuracy,
+        "per_class_accuracy": per_class,
+        "kappa": kappa,
+        "confusion_matrix": matrix.astype(int).tolist(),
+        "class_names": class_names,
+        "mean_uncertainty": mean_u,
+        "auroc_mispredicted": auroc,
+    }
+
+
+def train_classifier(
+    model: "torch.nn.Module",
+    preprocess: Callable[["Image.Image"], "torch.Tensor"],
+    images: Sequence["Image.Image"],
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    recipe: TrainingRecipe = TrainingRecipe(),
+    *,
+    splits: dict[str, list[int]] | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainingResult:
+    """Train ``model`` on ``images``/``labels`` with the paper's recipe; return the best-validation checkpoint.
+
+    ``model`` maps a float batch (B, C, H, W) to logits (B, len(class_names)); ``preprocess`` maps one PIL
+    image to a (C, H, W) tensor and is applied batch by batch, so a large crop set never has to sit in
+    memory as tensors. ``splits`` (keys train/val/test, indices into the inputs) replaces the seeded
+    stratified split, e.g. for a dataset shipped with fixed splits. ``on_epoch_end`` receives each history
+    record as it is produced (progress logging).
+
+    The learning rate follows OneCycle stepped per batch, as in the original: a short warm-up from
+    ``min_lr`` protects the pretrained backbone from large early updates of a randomly initialised head,
+    and the cosine decay to ~0 lets the final epochs settle. Because that schedule is tied to the total
+    number of steps, the returned weights are those of the epoch with the best validation accuracy (first
+    such epoch on ties, as the original's strict ``>``), not the last: with full fine-tuning the backbone
+    can overfit the (small, consensus-filtered) training set in later epochs. On return the model holds
+    the best weights, and the validation and test metrics are those of that checkpoint.
+
+    Training is deterministic on CPU for a given ``recipe.seed`` (seeded global torch RNG for dropout etc.
+    and a seeded generator for the per-epoch shuffle); initialising the model is the caller's business.
+    """
+    import torch
+    from torch import nn
+    from torch.optim.lr_scheduler import OneCycleLR
+
+    class_names = list(class_names)
+    labels = [int(label) for label in labels]
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    if len(set(class_names)) != len(class_names) or not class_names:
+        raise ValueError(f"class_names must be non-empty and unique, got {class_names}")
+    bad = sorted({label for label in labels if not 0 <= label < len(class_names)})
+    if bad:
+        raise ValueError(f"labels {bad} outside 0..{len(class_names) - 1}")
+
+    splits = split_dataset(labels, recipe) if splits is None else _checked_splits(splits, len(labels))
+    if not splits["train"]:
+        raise ValueError("the training split is empty")
+    if not splits["val"]:
+        raise ValueError("the validation split is empty; the best checkpoint is chosen on it")
+
+    torch.manual_seed(recipe.seed)
+    shuffle_generator = torch.Generator().manual_seed(recipe.seed)
+    device = torch.device(recipe.device)
+    model.to(device)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def batch_of(indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.stack([preprocess(images[i]) for i in indices]).to(device)
+        y = torch.tensor([labels[i] for i in indices], dtype=torch.long, device=device)
+        return x, y
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        logits = model(x)
+        if logits.ndim != 2 or logits.shape[1] != len(class_names):
+            raise ValueError(
+                f"model returned logits of shape {tuple(logits.shape)}, expected (batch, {len(class_names)})"
+            )
+        return logits
+
+    def evaluate(indices: list[int]) -> tuple[dict[str, Any], float]:
+        model.eval()
+        preds: list[int] = []
+        uncertainty: list[float] = []
+        total_loss = 0.0
+        with torch.no_grad():
+            for start in range(0, len(indices), recipe.batch_size):
+                x, y = batch_of(indices[start : start + recipe.batch_size])
+                logits = forward(x)
+                total_loss += float(loss_fn(logits, y)) * len(y)
+                probs = torch.softmax(logits.float(), dim=-1)
+                preds.extend(probs.argmax(dim=-1).tolist())
+                uncertainty.extend((1 - probs.max(dim=-1).values).tolist())
+        metrics = classification_metrics([labels[i] for i in indices], preds, class_names, uncertainty)
+        return metrics, total_loss / len(indices)
+
+    train_indices = list(splits["train"])
+    steps_per_epoch = math.ceil(len(train_indices) / recipe.batch_size)
+
+    def full_optimizer(epochs: int) -> tuple[torch.optim.Optimizer, OneCycleLR]:
+        kwargs = {} if recipe.weight_decay is None else {"weight_decay": recipe.weight_decay}
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=recipe.lr, **kwargs)
+        scheduler = OneCycleLR(
+            optimizer,
+            max_lr=recipe.lr,
+            total_steps=epochs * steps_per_epoch,
+            pct_start=recipe.pct_start,
+            anneal_strategy="cos",
+            div_factor=recipe.lr / recipe.min_lr,
+        )
+        return optimizer, scheduler
+
+    requires_grad_before = {name: p.requires_grad for name, p in model.named_parameters()}
+    scheduler: OneCycleLR | None
+    if recipe.train_head_first:
+        head = {name: p for name, p in model.named_parameters() if _is_head(name, recipe.head_prefix)}
+        if not head:
+            raise ValueError(f"train_head_first: no parameter name starts with {recipe.head_prefix!r}")
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in head and requires_grad_before[name])
+        kwargs = {} if recipe.weight_decay is None else {"weight_decay": recipe.weight_decay}
+        optimizer = torch.optim.AdamW(
+            [p for p in head.values() if p.requires_grad], lr=recipe.head_first_lr, **kwargs
+        )
+        scheduler = None
+    else:
+        optimizer, scheduler = full_optimizer(recipe.epochs)
+
+    history: list[dict[str, Any]] = []
+    best_state: dict[str, Any] | None = None
+    best_epoch = 0
+    best_accuracy = -1.0
+    try:
+        for epoch in range(1, recipe.epochs + 1):
+            phase = "head" if recipe.train_head_first and epoch == 1 else "full"
+            if recipe.train_head_first and epoch == 2:
+                for name, p in model.named_parameters():
+                    p.requires_grad_(requires_grad_before[name])
+                optimizer, scheduler = full_optimizer(recipe.epochs - 1)
+
+            model.train()
+            order = torch.randperm(len(train_indices), generator=shuffle_generator).tolist()
+            total_loss = 0.0
+            for start in range(0, len(order), recipe.batch_size):
+                x, y = batch_of([train_indices[i] for i in order[start : start + recipe.batch_size]])
+                loss = loss_fn(forward(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                total_loss += float(loss.detach()) * len(y)
+
+            val, val_loss = evaluate(splits["val"])
+            record = {
+                "epoch": epoch,
+                "phase": phase,
+                "lr_end": float(optimizer.param_groups[0]["lr"]),
+                "train_loss": total_loss / len(train_indices),
+                "val_loss": val_loss,
+                "val_accuracy": val["accuracy"],
+                "val_kappa": val["kappa"],
+                "val_mean_uncertainty": val["mean_uncertainty"],
+                "val_auroc_mispredicted": val["auroc_mispredicted"],
+            }
+            history.append(record)
+            if val["accuracy"] > best_accuracy:
+                best_accuracy = val["accuracy"]
+                best_epoch = epoch
+                best_state = {
+                    key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()
+                }
+            if on_epoch_end is not None:
+                on_epoch_end(dict(record))
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(requires_grad_before[name])
+
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    val_metrics, _ = evaluate(splits["val"])
+    test_metrics = evaluate(splits["test"])[0] if splits["test"] else None
+
+    return TrainingResult(
+        best_state_dict=best_state,
+        best_epoch=best_epoch,
+        best_val_accuracy=best_accuracy,
+        history=history,
+        splits={name: list(indices) for name, indices in splits.items()},
+        val_metrics=val_metrics,
+        test_metrics=test_metrics,
+        class_names=class_names,
+        recipe=recipe,
+        metadata={"steps_per_epoch": steps_per_epoch, "n_examples": len(labels)},
+    )
+
+
+def _is_head(name: str, prefix: str) -> bool:
+    """Whether parameter ``name`` is in module ``prefix``: ``head`` matches ``head.weight``, not ``header.x``."""
+    prefix = prefix.rstrip(".")
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _checked_splits(splits: dict[str, list[int]], n: int) -> dict[str, list[int]]:
+    unknown = set(splits) - set(SPLIT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown split names {sorted(unknown)}; expected {SPLIT_NAMES}")
+    checked = {name: [int(i) for i in splits.get(name, [])] for name in SPLIT_NAMES}
+    seen: set[int] = set()
+    for name, indices in checked.items():
+        out_of_range = [i for i in indices if not 0 <= i < n]
+        if out_of_range:
+            raise ValueError(f"split {name!r} has indices outside 0..{n - 1}: {out_of_range[:5]}")
+        overlap = seen.intersection(indices)
+        if overlap or len(set(indices)) != len(indices):
+            raise ValueError(f"split {name!r} repeats or shares indices: {sorted(overlap)[:5]}")
+        seen.update(indices)
+    return checked
