@@ -21,6 +21,8 @@ from laion_audit.settings import Settings
 from laion_audit.shard_store import ShardStore
 
 Printer = Callable[[str], None]
+# The full event log is in DAGSTER_HOME for the UI; the console gets the demo's own progress lines.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -117,7 +119,9 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         store = ShardStore(settings.store_root)
         for i, key in enumerate(keys, 1):
             t0 = time.monotonic()
-            result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
+            )
             seconds = time.monotonic() - t0
             marker = store.read_marker(SAMPLES_ASSET, key) or {}
             failure = None

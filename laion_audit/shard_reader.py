@@ -88,7 +88,7 @@ def _tar_members(source: ShardSource, report: ShardReadReport) -> Iterator[tuple
         return True
 
     def stop_on_error(exc: Exception) -> bool:
-        report.truncated = f"tar ends inside member {reading[0] if reading else '?'}: {exc}"
+        report.truncated = f"tar ends inside member {reading[0] if reading else '?'}: {_cause(exc)}"
         return False
 
     try:
@@ -107,13 +107,18 @@ def _tar_members(source: ShardSource, report: ShardReadReport) -> Iterator[tuple
                     raise ShardReadError(
                         f"cannot open shard file {source.url} as a tar archive: {type(exc).__name__}: {exc}"
                     ) from exc
-                report.truncated = f"tar ends after member {reading[0] if reading else '?'}: {exc}"
+                report.truncated = f"tar ends after member {reading[0] if reading else '?'}: {_cause(exc)}"
                 return
             report.members_read += 1
             prefix, suffix = base_plus_ext(member["fname"])
             if prefix is None:
                 continue
             yield prefix, suffix.lower(), member["data"]
+
+
+def _cause(exc: Exception) -> str:
+    """The exception text without the ' @ <file object repr>' that webdataset appends."""
+    return str(exc).split(" @ ", 1)[0]
 
 
 def _tar_rows(source: ShardSource, options: ReaderOptions, report: ShardReadReport) -> Iterator[dict[str, Any]]:

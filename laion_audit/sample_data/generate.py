@@ -140,6 +140,7 @@ def write_bad_shard(path: Path, shard_id: int, *, seed: int = 0, n_good: int = 8
         parts, truth = next_sample()
         breaker(parts)
         key = truth["key"]
+        _rehash(parts)
         bad_keys[kind] = key
         truth["bad_kind"] = kind
         truths.append(truth)
@@ -156,6 +157,17 @@ def write_bad_shard(path: Path, shard_id: int, *, seed: int = 0, n_good: int = 8
     data = path.read_bytes()
     path.write_bytes(data[: last.offset_data + max(1, last.size // 2)])
     return truths, bad_keys
+
+
+def _rehash(parts: dict[str, bytes | None]) -> None:
+    """Make the json's sha256 describe the image bytes actually written, as img2dataset's would, so each
+    broken sample shows its own fault and not also a checksum mismatch."""
+    image = parts.get("jpg") or parts.get("png")
+    if image is None or parts.get("json") in (None, MALFORMED_JSON):
+        return
+    record = json.loads(parts["json"])
+    record["sha256"] = hashlib.sha256(image).hexdigest()
+    parts["json"] = json.dumps(record, sort_keys=True).encode()
 
 
 def write_metadata_shard(path: Path, shard_id: int, rows: int, *, seed: int = 0) -> list[dict]:
