@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     job = build_definitions(settings).resolve_job_def("shard_ingest_job")
     results: dict[str, list[float]] = {"baseline_tar_header": [], "samples_asset_decode": [],
                                        "samples_asset_header": []}
-    with DagsterInstance.local_temp(str(work / "dagster_home")) as instance:
+    dagster_home = work / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with DagsterInstance.local_temp(str(dagster_home)) as instance:
         instance.add_dynamic_partitions(shard_partitions.name, ["00000"])
         for _ in range(args.repeats):
             t = time.perf_counter()
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in ("decode", "header"):
                 config = {"ops": {"samples": {"config": {"force": True, "verify_images": mode}}}}
                 t = time.perf_counter()
+                config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
                 result = job.execute_in_process(partition_key="00000", instance=instance, run_config=config)
                 elapsed = time.perf_counter() - t
                 assert result.success
