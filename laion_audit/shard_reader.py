@@ -121,30 +121,47 @@ def _cause(exc: Exception) -> str:
     return str(exc).split(" @ ", 1)[0]
 
 
-def _tar_rows(source: ShardSource, options: ReaderOptions, report: ShardReadReport) -> Iterator[dict[str, Any]]:
+def iter_tar_samples(source: ShardSource, report: ShardReadReport) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield (row key, {extension: bytes}) per sample, in tar order, keys exactly as in the `samples` table.
+
+    Used by the `samples` reader and by every asset that needs the pixels again (detection, crops), so all of
+    them agree on what a key is, duplicates included.
+    """
     closed_keys: set[str] = set()
     raw_key: str | None = None  # the key as written in the tar
-    row_key = ""  # the key of the row being built: raw_key, or raw_key~dupN when the key came back
+    row_key = ""  # raw_key, or raw_key~dupN when the key came back after its sample was closed
     current: dict[str, bytes] = {}
     duplicates = 0
-
     for key, ext, data in _tar_members(source, report):
         if key != raw_key:
             if raw_key is not None:
                 closed_keys.add(raw_key)
-                yield _tar_row(source, row_key, current, options)
+                yield row_key, current
             raw_key, row_key, current = key, key, {}
             if key in closed_keys:
                 duplicates += 1
                 row_key = f"{key}~dup{duplicates}"
         current[ext] = data
+    if raw_key is not None:
+        yield row_key, current
 
-    if raw_key is None:
+
+def _tar_rows(source: ShardSource, options: ReaderOptions, report: ShardReadReport) -> Iterator[dict[str, Any]]:
+    previous: dict[str, Any] | None = None
+    for key, members in iter_tar_samples(source, report):
+        if previous is not None:
+            yield previous
+        previous = _tar_row(source, key, members, options)
+    if previous is None:
         return
-    row = _tar_row(source, row_key, current, options)
     if report.truncated:
-        _add_error(row, "truncated_tar", report.truncated)
-    yield row
+        _add_error(previous, "truncated_tar", report.truncated)
+    yield previous
+
+
+def image_member(members: dict[str, bytes]) -> bytes | None:
+    ext = next((ext for ext in IMAGE_EXTENSIONS if ext in members), None)
+    return members[ext] if ext else None
 
 
 def _add_error(row: dict[str, Any], kind: str, message: str) -> None:
