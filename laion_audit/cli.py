@@ -35,6 +35,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if all(shard.succeeded for shard in summary.shards) else 1
 
 
+def _cmd_provenance(args: argparse.Namespace) -> int:
+    from laion_audit.provenance import describe_sample, render
+    from laion_audit.settings import Settings
+    from laion_audit.shard_sources import format_shard_key
+    from laion_audit.shard_store import ShardStore
+
+    store = ShardStore(args.store or Settings.from_env().store_root)
+    shard = format_shard_key(int(args.shard))
+    sample, lines = describe_sample(store, shard, args.key)
+    print(render(shard, args.key, sample, lines))
+    return 0 if sample is not None or lines else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="laion-audit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--fresh", action="store_true", help="delete the workdir first")
     demo.set_defaults(func=_cmd_demo)
+
+    provenance = commands.add_parser(
+        "provenance", help="for each person in a sample: each label and caption with model, weights, code and run"
+    )
+    provenance.add_argument("shard", help="shard number or key, e.g. 3 or 00003")
+    provenance.add_argument("key", help="sample key as in the samples table, e.g. 000030004")
+    provenance.add_argument("--store", help="store root (default: $LAION_AUDIT_STORE or $LAION_AUDIT_HOME/store)")
+    provenance.set_defaults(func=_cmd_provenance)
     return parser
 
 
