@@ -15,7 +15,8 @@ import pyarrow as pa
 from PIL import Image
 
 from laion_audit.annotation_schemas import PERSON_BOXES_SCHEMA
-from laion_audit.shard_images import batched, iter_images
+from laion_audit.iterables import chunked
+from laion_audit.shard_images import iter_images
 from laion_audit.shard_sources import ShardSource
 
 DEFAULT_MIN_SIDE = 30
@@ -74,7 +75,7 @@ def detect_shard(
             row.update(status="upstream_error", error=f"samples: {sample['error_kind'] or sample['status']}")
         rows_by_key[key] = [row]
 
-    for batch in batched(iter_images(source, with_image), batch_size):
+    for batch in chunked(iter_images(source, with_image), batch_size):
         keys = [key for key, _ in batch]
         images = [image for _, image in batch]
         for key, image, detections in zip(keys, images, detector.detect(images), strict=True):

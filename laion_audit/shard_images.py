@@ -29,14 +29,3 @@ def iter_images(source: ShardSource, keys: Iterable[str]) -> Iterator[tuple[str,
             continue
         with Image.open(io.BytesIO(data)) as image:
             yield key, image.convert("RGB")
-
-
-def batched(items: Iterable, size: int) -> Iterator[list]:
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from webdataset.tariterators import base_plus_ext, tar_file_iterator
 
+from laion_audit.iterables import chunked
 from laion_audit.image_check import DEFAULT_MAX_IMAGE_PIXELS, VerifyMode, check_image
 from laion_audit.samples_schema import ERROR_KINDS, SAMPLES_SCHEMA, STATUS_ERROR, STATUS_OK
 from laion_audit.shard_sources import ShardSource
@@ -40,6 +43,7 @@ class ReaderOptions:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     verify_images: VerifyMode = "decode"
     batch_rows: int = DEFAULT_BATCH_ROWS
+    workers: int = field(default_factory=lambda: min(8, os.cpu_count() or 1))
 
 
 @dataclass
@@ -66,14 +70,8 @@ def read_samples(
 
 
 def _batched(rows: Iterator[dict[str, Any]], size: int) -> Iterator[pa.Table]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield pa.Table.from_pylist(batch, schema=SAMPLES_SCHEMA)
-            batch = []
-    if batch:
-        yield pa.Table.from_pylist(batch, schema=SAMPLES_SCHEMA)
+    for chunk in chunked(rows, size):
+        yield pa.Table.from_pylist(chunk, schema=SAMPLES_SCHEMA)
 
 
 # ----------------------------------------------------------------------------------------------- webdataset
@@ -147,16 +145,21 @@ def iter_tar_samples(source: ShardSource, report: ShardReadReport) -> Iterator[t
 
 
 def _tar_rows(source: ShardSource, options: ReaderOptions, report: ShardReadReport) -> Iterator[dict[str, Any]]:
-    previous: dict[str, Any] | None = None
-    for key, members in iter_tar_samples(source, report):
-        if previous is not None:
-            yield previous
-        previous = _tar_row(source, key, members, options)
-    if previous is None:
+    """Rows in tar order. Image checks run on a thread pool: PIL and hashlib release the GIL while they work."""
+    pending: dict[str, Any] | None = None
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        for chunk in chunked(iter_tar_samples(source, report), 16 * options.workers):
+            rows = list(pool.map(lambda item: _tar_row(source, item[0], item[1], options), chunk))
+            if pending is not None:
+                yield pending
+            yield from rows[:-1]
+            pending = rows[-1]
+    if pending is None:
         return
+    # A truncation is known only once iteration has ended; it belongs to the sample being read at the time.
     if report.truncated:
-        _add_error(previous, "truncated_tar", report.truncated)
-    yield previous
+        _add_error(pending, "truncated_tar", report.truncated)
+    yield pending
 
 
 def image_member(members: dict[str, bytes]) -> bytes | None:
