@@ -1,0 +1,118 @@
+"""The model registry: which weights each pipeline role uses, per profile, and where they live on disk.
+
+Two profiles. `paper` names the exact models of Girrbach et al. (YOLO11-l, SigLIP B/16 image towers for the
+classifiers, InternVL3-8B captions, a Phi-3.5-vision / LLaVA-NeXT / InternVL3 ensemble for consensus votes);
+`tiny` names small random-weight models of the same architectures that `laion-audit models init-tiny DIR`
+builds offline. Both load through the same loaders. A profile never falls back to the other: a missing file
+is an error that names the path and the command that stages it.
+
+Importing this module is cheap (no torch): the Dagster code server and sensors import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from laion_audit.models.fingerprint import fingerprint_path
+
+MANIFEST = "manifest.json"
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Weights for a profile entry are not staged where the registry expects them."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    role: str  # pipeline role: detector, classifier_backbone, captioner, mllm_member_1..3
+    family: str  # yolo | open_clip | internvl | llava | phi3_vision
+    source: str  # hub id or weights file name
+    path: str  # relative to the profile's models dir
+    revision: str = "main"
+    licence: str = "see source"
+    random_weights: bool = False
+
+
+PAPER = (
+    ModelEntry("detector", "yolo", "yolo11l.pt", "yolo/yolo11l.pt", "8.3", "AGPL-3.0"),
+    ModelEntry("classifier_backbone", "open_clip", "ViT-B-16-SigLIP/webli", "open_clip/ViT-B-16-SigLIP-webli",
+               "webli", "Apache-2.0"),
+    ModelEntry("captioner", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf", "main", "MIT"),
+    ModelEntry("mllm_member_1", "phi3_vision", "microsoft/Phi-3.5-vision-instruct",
+               "hf/microsoft--Phi-3.5-vision-instruct", "main", "MIT"),
+    ModelEntry("mllm_member_2", "llava", "llava-hf/llava-v1.6-vicuna-7b-hf", "hf/llava-hf--llava-v1.6-vicuna-7b-hf",
+               "main", "Llama 2 Community"),
+    ModelEntry("mllm_member_3", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf", "main", "MIT"),
+)
+
+TINY = (
+    ModelEntry("detector", "yolo", "yolo11n.yaml (random, person bias raised)", "yolo11-tiny.pt",
+               licence="AGPL-3.0 (architecture)", random_weights=True),
+    ModelEntry("classifier_backbone", "open_clip", "tiny ViT (random)", "open_clip_tiny",
+               licence="MIT (architecture)", random_weights=True),
+    ModelEntry("captioner", "internvl", "tiny InternVL (random)", "internvl_tiny_captioner", random_weights=True),
+    ModelEntry("mllm_member_1", "internvl", "tiny InternVL member 1 (random)", "internvl_tiny_member_1",
+               random_weights=True),
+    ModelEntry("mllm_member_2", "internvl", "tiny InternVL member 2 (random)", "internvl_tiny_member_2",
+               random_weights=True),
+    ModelEntry("mllm_member_3", "internvl", "tiny InternVL member 3 (random)", "internvl_tiny_member_3",
+               random_weights=True),
+)
+
+PROFILES = {"paper": PAPER, "tiny": TINY}
+STAGE_COMMAND = {
+    "tiny": "laion-audit models init-tiny {dir}",
+    "paper": "laion-audit models fetch --profile paper {dir}  (on a connected machine, then copy the folder)",
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    entry: ModelEntry
+    path: Path
+    fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return self.entry.source if not self.entry.random_weights else f"{self.entry.role}:{self.entry.path}"
+
+
+def models_dir_from_env(profile: str) -> Path:
+    return Path(os.environ.get("LAION_AUDIT_MODELS_DIR", Path.cwd() / ".laion_audit" / "models" / profile))
+
+
+class ModelRegistry:
+    """Resolves roles to staged weights for one profile; fingerprints come from the manifest or are computed."""
+
+    def __init__(self, profile: str, models_dir: str | Path):
+        if profile not in PROFILES:
+            raise ValueError(f"unknown model profile {profile!r}; choose one of {sorted(PROFILES)}")
+        self.profile = profile
+        self.models_dir = Path(models_dir)
+        self._entries = {entry.role: entry for entry in PROFILES[profile]}
+        manifest = self.models_dir / MANIFEST
+        self._manifest = json.loads(manifest.read_text()) if manifest.is_file() else {}
+
+    def entry(self, role: str) -> ModelEntry:
+        if role not in self._entries:
+            raise KeyError(f"profile {self.profile!r} has no model for role {role!r}")
+        return self._entries[role]
+
+    def resolve(self, role: str) -> ResolvedModel:
+        entry = self.entry(role)
+        path = self.models_dir / entry.path
+        if not path.exists():
+            command = STAGE_COMMAND[self.profile].format(dir=self.models_dir)
+            raise MissingWeightsError(
+                f"weights for {role} ({entry.source}, profile {self.profile}) not found at {path}; stage them with: "
+                f"{command}"
+            )
+        recorded = self._manifest.get(role, {})
+        fingerprint = recorded.get("fingerprint") if recorded.get("path") == entry.path else None
+        return ResolvedModel(entry, path, fingerprint or fingerprint_path(path))
+
+    def fingerprints(self, roles: list[str]) -> dict[str, str]:
+        return {role: self.resolve(role).fingerprint for role in roles}
