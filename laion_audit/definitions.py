@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor, multiprocess_executor
 
+from laion_audit.defs.annotation import (
+    annotation_assets,
+    classifier_training_job,
+    person_detection_job,
+    person_labels_job,
+)
+from laion_audit.defs.models import ModelsResource, observe_model_weights_job, weights_sources
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
 from laion_audit.defs.shards import samples, shard_backfill_schedule, shard_discovery_sensor, shard_ingest_job
 from laion_audit.settings import Settings
@@ -24,14 +31,17 @@ def build_resources(settings: Settings) -> dict:
     return {
         "shard_store": ShardStoreResource(root=settings.store_root),
         "shard_inputs": ShardInputsResource(root=settings.shards_root),
+        "models": ModelsResource(
+            profile=settings.model_profile, models_dir=settings.models_dir, trained_dir=settings.trained_dir
+        ),
     }
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     return Definitions(
-        assets=[samples],
-        jobs=[shard_ingest_job],
+        assets=[samples, *weights_sources, *annotation_assets],
+        jobs=[shard_ingest_job, observe_model_weights_job, person_detection_job, classifier_training_job, person_labels_job],
         sensors=[shard_discovery_sensor],
         schedules=[shard_backfill_schedule],
         resources=build_resources(settings),

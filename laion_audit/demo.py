@@ -32,6 +32,8 @@ class ShardOutcome:
     seconds: float
     marker: dict[str, Any] = field(default_factory=dict)
     failure: str | None = None
+    persons: int = 0
+    captions: int = 0
 
 
 @dataclass
@@ -57,6 +59,7 @@ def demo_settings(workdir: Path) -> Settings:
         executor="in_process",
         register_batch=1000,
         max_partitions_per_run=8,
+        model_profile="tiny",
     )
 
 
@@ -91,11 +94,14 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         ("LAION_AUDIT_HOME", settings.home),
         ("LAION_AUDIT_SHARDS", settings.shards_root),
         ("LAION_AUDIT_STORE", settings.store_root),
+        ("LAION_AUDIT_MODELS_DIR", settings.models_dir),
+        ("LAION_AUDIT_TRAINED_DIR", settings.trained_dir),
+        ("LAION_AUDIT_MODEL_PROFILE", settings.model_profile),
     ):
         os.environ[name] = value
 
     started = time.monotonic()
-    out(f"[1/3] sample shards -> {settings.shards_root}")
+    out(f"[1/6] sample shards -> {settings.shards_root}")
     shards_dir = Path(settings.shards_root)
     if not (shards_dir / "manifest.json").exists():
         from laion_audit.sample_data import write_sample_shards
@@ -104,37 +110,70 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
     out(f"  {len([p for p in shards_dir.iterdir() if p.suffix in ('.tar', '.parquet') and '_' not in p.stem])} "
         f"shard files ready ({time.monotonic() - started:.1f}s)")
 
+    models_dir = Path(settings.models_dir)
+    out(f"[2/6] tiny models ({settings.model_profile} profile) -> {models_dir}")
+    if not (models_dir / "manifest.json").exists():
+        from laion_audit.models.tiny import init_tiny_models
+
+        t0 = time.monotonic()
+        init_tiny_models(models_dir)
+        out(f"  built with ultralytics, open_clip and transformers in {time.monotonic() - t0:.1f}s")
+    else:
+        out("  already staged")
+
     from dagster import DagsterInstance
 
     from laion_audit.definitions import build_definitions
 
     prepare_dagster_home(dagster_home)
     defs = build_definitions(settings)
-    job = defs.resolve_job_def("shard_ingest_job")
     outcomes: list[ShardOutcome] = []
+    store = ShardStore(settings.store_root)
     with DagsterInstance.get() as instance:
-        out(f"[2/3] discovery sensor on {settings.shards_root} (DAGSTER_HOME={dagster_home})")
+        out(f"[3/6] discovery sensor on {settings.shards_root} (DAGSTER_HOME={dagster_home})")
         keys = _register_shards(instance, settings, out)
-        out(f"[3/3] materializing {len(keys)} shards with job {job.name}")
-        store = ShardStore(settings.store_root)
+        _run(defs, "observe_model_weights_job", None, instance, out)
+        out(f"[4/6] per shard: samples, person boxes, ensemble votes ({len(keys)} shards)")
         for i, key in enumerate(keys, 1):
             t0 = time.monotonic()
-            result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
-            )
-            seconds = time.monotonic() - t0
+            failures = [f for job in ("shard_ingest_job", "person_detection_job")
+                        if (f := _run(defs, job, key, instance, out)) is not None]
             marker = store.read_marker(SAMPLES_ASSET, key) or {}
-            failure = None
-            if not result.success:
-                failure = _failure_message(result)
-            outcomes.append(ShardOutcome(key, result.success, seconds, marker, failure))
-            state = "ok" if result.success else "FAILED"
-            out(f"  [{i}/{len(keys)}] shard {key}: {state} in {seconds:.1f}s"
-                + (f", {marker.get('rows', 0)} samples, {marker.get('errors', 0)} errors" if marker else ""))
+            boxes = store.read_marker("person_boxes", key) or {}
+            outcomes.append(ShardOutcome(key, not failures, time.monotonic() - t0, marker,
+                                         "; ".join(failures) or None))
+            out(f"  [{i}/{len(keys)}] shard {key}: {'ok' if not failures else 'FAILED'} in "
+                f"{time.monotonic() - t0:.1f}s, {marker.get('rows', 0)} samples, {marker.get('errors', 0)} errors, "
+                f"{boxes.get('valid_persons', 0)} valid persons")
+        out("[5/6] training gender and race classifiers on the ensemble's consensus")
+        training_failure = _run(defs, "classifier_training_job", None, instance, out)
+        if training_failure:
+            out(f"  FAILED: {training_failure}")
+        out("[6/6] per shard: gender and race labels, person captions")
+        for i, key in enumerate(keys, 1):
+            t0 = time.monotonic()
+            failure = training_failure or _run(defs, "person_labels_job", key, instance, out)
+            outcome = outcomes[i - 1]
+            if failure:
+                outcomes[i - 1] = ShardOutcome(key, False, outcome.seconds, outcome.marker,
+                                               "; ".join(filter(None, [outcome.failure, failure])))
+            captions = store.read_marker("person_captions", key) or {}
+            outcomes[i - 1].persons = (store.read_marker("person_boxes", key) or {}).get("valid_persons", 0)
+            outcomes[i - 1].captions = captions.get("captions", 0)
+            out(f"  [{i}/{len(keys)}] shard {key}: {'ok' if not failure else 'FAILED'} in "
+                f"{time.monotonic() - t0:.1f}s, {captions.get('captions', 0)} captions")
     summary = DemoSummary(workdir, settings.store_root, dagster_home, outcomes)
     out("")
     out(render_summary(summary, total_seconds=time.monotonic() - started))
     return summary
+
+
+def _run(defs, job_name: str, partition_key: str | None, instance, out: Printer) -> str | None:
+    """Execute one job in process on the real instance; return the failure message, or None on success."""
+    job = defs.resolve_job_def(job_name)
+    result = job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False,
+                                    run_config=_QUIET)
+    return None if result.success else f"{job_name}: {_failure_message(result)}"
 
 
 def _failure_message(result) -> str:
@@ -146,25 +185,30 @@ def _failure_message(result) -> str:
 
 def render_summary(summary: DemoSummary, total_seconds: float | None = None) -> str:
     lines = ["Summary"]
-    header = f"  {'shard':<7}{'format':<18}{'samples':>8}{'errors':>8}  error causes"
+    header = f"  {'shard':<7}{'format':<18}{'samples':>8}{'errors':>8}{'persons':>9}{'captions':>9}  error causes"
     lines.append(header)
     total_rows = total_errors = 0
     for shard in summary.shards:
         marker = shard.marker
-        if not shard.succeeded:
-            lines.append(f"  {shard.key:<7}{'-':<18}{'-':>8}{'-':>8}  FAILED: {shard.failure}")
-            continue
         rows, errors = marker.get("rows", 0), marker.get("errors", 0)
         total_rows += rows
         total_errors += errors
         causes = ", ".join(f"{kind} ×{n}" for kind, n in marker.get("error_kinds", {}).items()) or "-"
-        lines.append(f"  {shard.key:<7}{marker.get('source_format', '?'):<18}{rows:>8}{errors:>8}  {causes}")
+        if not shard.succeeded:
+            causes = f"FAILED: {shard.failure}"
+        lines.append(f"  {shard.key:<7}{marker.get('source_format', '?'):<18}{rows:>8}{errors:>8}"
+                     f"{shard.persons:>9}{shard.captions:>9}  {causes}")
         if marker.get("truncated"):
             lines.append(f"  {'':<7}{marker['truncated']}")
     lines.append(f"  {'total':<25}{total_rows:>8}{total_errors:>8}")
     lines.append("")
     lines.append("Produced")
-    lines.append(f"  samples tables: {summary.store_root}/{SAMPLES_ASSET}/<shard>.parquet (+ .complete.json markers)")
+    lines.append(f"  per-shard tables: {summary.store_root}/<asset>/<shard>.parquet (+ .complete.json markers) for "
+                 "samples, person_boxes, person_captions")
+    lines.append(f"  restricted (owner-only): {summary.store_root}/restricted/ for gender/race votes and labels")
+    lines.append(f"  trained classifiers: {summary.workdir}/trained_models/  (tiny random-weight backbones: the "
+                 "labels exercise the pipeline, they are not perceptions)")
+    lines.append(f"  provenance of one sample: laion-audit provenance SHARD KEY --store {summary.store_root}")
     lines.append(f"  Dagster runs and materializations: {summary.dagster_home} (SQLite)")
     lines.append(f"  Inspect in the UI: DAGSTER_HOME={summary.dagster_home} LAION_AUDIT_HOME={summary.workdir} "
                  "dagster dev   (serves http://127.0.0.1:3000)")

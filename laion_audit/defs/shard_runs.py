@@ -11,6 +11,41 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue
+import pyarrow as pa
+
+from laion_audit.shard_store import Provenance, ShardStore
+
+
+class UpstreamNotReadyError(RuntimeError):
+    """An upstream shard file is missing or incomplete; only this shard fails."""
+
+
+def require(store: ShardStore, asset: str, shard: str, restricted: bool = False) -> pa.Table:
+    if store.read_marker(asset, shard, restricted) is None:
+        raise UpstreamNotReadyError(f"{asset} is not complete for shard {shard}; materialize it first")
+    return store.read_table(asset, shard, restricted)
+
+
+def write_shard(
+    context: AssetExecutionContext,
+    store: ShardStore,
+    shard: str,
+    *,
+    code_version: str,
+    models: dict[str, str],
+    compute: Callable[[], tuple[pa.Table, dict[str, Any]]],
+    restricted: bool = False,
+    force: bool = False,
+) -> "ShardOutcome":
+    """Skip the shard if complete for these versions, else compute its table and publish it atomically."""
+    asset = context.asset_key.to_user_string()
+    if not force and store.is_complete(asset, shard, code_version, models, restricted):
+        marker = store.read_marker(asset, shard, restricted) or {}
+        return ShardOutcome(shard, True, marker, store.data_url(asset, shard, restricted))
+    table, extra = compute()
+    provenance = Provenance(asset, shard, code_version, context.run.run_id, models)
+    marker = store.write_table(provenance, table, restricted=restricted, marker_extra=extra)
+    return ShardOutcome(shard, False, marker, store.data_url(asset, shard, restricted))
 
 
 @dataclass(frozen=True)

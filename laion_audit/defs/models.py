@@ -1,0 +1,88 @@
+"""Models as Dagster resources and assets: external weights are observable sources whose data version is the
+weights fingerprint, so swapping a file makes every dependent partition stale in the UI."""
+
+from functools import cache
+from pathlib import Path
+
+from dagster import AssetKey, AssetSelection, ConfigurableResource, DataVersion, define_asset_job, observable_source_asset
+
+from laion_audit.models.registry import ModelRegistry, ResolvedModel
+
+WEIGHT_ROLES = ("detector", "classifier_backbone", "captioner", "mllm_member_1", "mllm_member_2", "mllm_member_3")
+MEMBER_ROLES = ("mllm_member_1", "mllm_member_2", "mllm_member_3")
+
+
+def weights_key(role: str) -> AssetKey:
+    return AssetKey(f"{role}_weights")
+
+
+@cache
+def _load(kind: str, path: str, fingerprint: str, name: str, random_weights: bool, options: tuple = ()):
+    """Load each model once per process (keyed by its fingerprint), whatever asset asks for it."""
+    kwargs = dict(options)
+    if kind == "detector":
+        from laion_audit.models.person_detector import PersonDetector
+
+        return PersonDetector(path, name=name, fingerprint=fingerprint, random_weights=random_weights, **kwargs)
+    if kind == "vlm":
+        from laion_audit.models.vision_language import VisionLanguageModel
+
+        return VisionLanguageModel(path, name=name, fingerprint=fingerprint, random_weights=random_weights)
+    if kind == "classifier":
+        from laion_audit.models.image_classifier import TrainedClassifier
+
+        return TrainedClassifier(path, name=name, fingerprint=fingerprint, random_weights=random_weights)
+    raise ValueError(kind)
+
+
+class ModelsResource(ConfigurableResource):
+    """The model profile (`tiny` or `paper`), where its weights are staged, and where trained classifiers go."""
+
+    profile: str
+    models_dir: str
+    trained_dir: str
+
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.profile, self.models_dir)
+
+    def resolve(self, role: str) -> ResolvedModel:
+        return self.registry().resolve(role)
+
+    def random_weights(self) -> bool:
+        return self.profile == "tiny"
+
+    def detector(self, **options):
+        model = self.resolve("detector")
+        return _load("detector", str(model.path), model.fingerprint, model.name, self.random_weights(),
+                     tuple(sorted(options.items())))
+
+    def vlm(self, role: str):
+        model = self.resolve(role)
+        return _load("vlm", str(model.path), model.fingerprint, model.name, self.random_weights())
+
+    def classifier(self, folder: Path, fingerprint: str, name: str):
+        return _load("classifier", str(folder), fingerprint, name, self.random_weights())
+
+    def trained_root(self, asset: str) -> Path:
+        return Path(self.trained_dir) / asset
+
+
+def _weights_source(role: str):
+    @observable_source_asset(
+        name=f"{role}_weights",
+        group_name="models",
+        description=f"Weights staged for the `{role}` role of the active model profile; data version = sha256.",
+    )
+    def _observe(models: ModelsResource) -> DataVersion:
+        return DataVersion(models.resolve(role).fingerprint)
+
+    return _observe
+
+
+weights_sources = [_weights_source(role) for role in WEIGHT_ROLES]
+
+observe_model_weights_job = define_asset_job(
+    "observe_model_weights_job",
+    selection=AssetSelection.assets(*(source.key for source in weights_sources)),
+    description="Record the fingerprint of every staged weight file as the data version of its source asset.",
+)
