@@ -58,3 +58,13 @@ def sample_shards(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sample_shards")
     write_sample_shards(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """The tiny model profile, built once per session through the real libraries (read-only for tests)."""
+    from laion_audit.models.tiny import init_tiny_models
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    init_tiny_models(root, seed=0)
+    return root

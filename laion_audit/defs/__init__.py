@@ -4,5 +4,5 @@ import warnings
 
 from dagster import BetaWarning
 
-# BackfillPolicy is beta in Dagster 1.13 and we depend on it deliberately (multi-shard runs).
-warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
+# BackfillPolicy (multi-shard runs) and observable source assets (weights) are beta in Dagster 1.13; used on purpose.
+warnings.filterwarnings("ignore", category=BetaWarning, message=".*(backfill_policy|observable_source_asset).*")

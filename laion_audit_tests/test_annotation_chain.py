@@ -1,0 +1,184 @@
+"""The person annotation chain on the sample shards with the tiny profile, on a real SQLite instance."""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey
+
+from laion_audit.annotation_schemas import (
+    GENDER_LABELS_SCHEMA,
+    PERSON_BOXES_SCHEMA,
+    PERSON_CAPTIONS_SCHEMA,
+    RACE_LABELS_SCHEMA,
+    VOTES_SCHEMA,
+)
+from laion_audit.definitions import build_definitions
+from laion_audit.models.prompts import CONSENSUS_RULES
+from laion_audit.settings import Settings
+from laion_audit.shard_store import ShardStore
+
+from .dagster_harness import dagster_test_instance, register
+
+SHARDS = ["00000", "00003", "00004"]  # a good shard, the bad shard, the text-only shard
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory, sample_shards, tiny_models):
+    root = tmp_path_factory.mktemp("chain")
+    shutil.copytree(sample_shards, root / "shards")
+    shutil.copytree(tiny_models, root / "models")
+    settings = Settings(home=str(root), shards_root=str(root / "shards"), store_root=str(root / "store"),
+                        executor="in_process", register_batch=100, max_partitions_per_run=8, model_profile="tiny",
+                        models_dir=str(root / "models"), trained_dir=str(root / "trained"))
+    defs = build_definitions(settings)
+
+    def run(job, partition_key=None, **kwargs):
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, partition_key=partition_key, run_config=kwargs.pop("run_config", QUIET), **kwargs)
+        assert result.success, job
+        return result
+
+    with dagster_test_instance() as instance:
+        register(instance, SHARDS)
+        run("observe_model_weights_job")
+        for shard in SHARDS:
+            run("shard_ingest_job", shard)
+            run("person_detection_job", shard)
+        training = run("classifier_training_job")
+        for shard in SHARDS:
+            run("person_labels_job", shard)
+        yield {"root": root, "store": ShardStore(str(root / "store")), "defs": defs, "instance": instance,
+               "run": run, "training": training, "settings": settings}
+
+
+def _keys(store, asset, shard, restricted=False):
+    return store.read_table(asset, shard, restricted).column("key").to_pylist()
+
+
+@pytest.mark.parametrize(("asset", "restricted", "schema"), [
+    ("person_boxes", False, PERSON_BOXES_SCHEMA),
+    ("gender_labels", True, GENDER_LABELS_SCHEMA),
+    ("race_labels", True, RACE_LABELS_SCHEMA),
+    ("person_captions", False, PERSON_CAPTIONS_SCHEMA),
+])
+def test_every_sample_key_is_accounted_for_with_provenance(chain, asset, restricted, schema):
+    store = chain["store"]
+    for shard in SHARDS:
+        table = store.read_table(asset, shard, restricted)
+        assert table.schema.remove_metadata().equals(
+            schema.append(table.schema.field("code_version")).append(table.schema.field("run_id")))
+        assert set(table.column("key").to_pylist()) == set(_keys(store, "samples", shard))
+        assert all(table.column("model_fingerprint").to_pylist())
+        assert all(table.column("random_weights").to_pylist())
+        assert set(table.column("code_version").to_pylist()) == {store.read_marker(asset, shard, restricted)[
+            "code_version"]}
+
+
+def test_bad_and_text_only_samples_carry_their_reason(chain):
+    store = chain["store"]
+    manifest = json.loads((chain["root"] / "shards" / "manifest.json").read_text())
+    boxes = {row["key"]: row for row in store.read_table("person_boxes", "00003").to_pylist()}
+    for kind, key in manifest["bad_samples"].items():
+        if kind in ("corrupt_jpeg", "truncated_jpeg", "decompression_bomb", "missing_image"):
+            assert boxes[key]["status"] == "upstream_error" and boxes[key]["error"].startswith("samples:")
+    text_only = store.read_table("person_boxes", "00004")
+    assert set(text_only.column("status").to_pylist()) == {"no_image"}
+
+
+def test_boxes_are_in_original_pixels_and_validity_follows_min_side(chain):
+    rows = chain["store"].read_table("person_boxes", "00000").to_pylist()
+    persons = [r for r in rows if r["box_id"] is not None]
+    assert persons
+    for r in persons:
+        assert 0 <= r["x1"] <= r["x2"] <= r["image_width"] and 0 <= r["y1"] <= r["y2"] <= r["image_height"]
+        assert r["valid"] == (min(r["x2"] - r["x1"], r["y2"] - r["y1"]) >= 30)
+        assert r["area_fraction"] == pytest.approx(
+            (r["x2"] - r["x1"]) * (r["y2"] - r["y1"]) / (r["image_width"] * r["image_height"]), rel=1e-4)
+    assert any(r["valid"] for r in persons)
+
+
+def test_votes_keep_every_member_answer_and_the_rule(chain):
+    store = chain["store"]
+    marker = store.read_marker("gender_votes", "00000", restricted=True)
+    table = store.read_table("gender_votes", "00000", restricted=True)
+    assert table.schema.remove_metadata().field("raw_answer") == VOTES_SCHEMA.field("raw_answer")
+    rows = table.to_pylist()
+    crops = {(r["key"], r["box_id"]) for r in rows}
+    assert 0 < len(crops) <= marker["sampling"]["sample_size"]
+    assert len(rows) == 3 * len(crops)
+    assert {r["consensus_rule"] for r in rows} == {"unanimous_parseable"} <= set(CONSENSUS_RULES)
+    assert len({r["member_fingerprint"] for r in rows}) == 3
+    assert all(r["raw_answer"] is not None for r in rows)
+
+
+def test_demographic_outputs_are_owner_only(chain):
+    store = chain["store"]
+    for asset in ("gender_votes", "race_votes", "gender_labels", "race_labels"):
+        path = store.data_path(asset, "00000", restricted=True)
+        assert "/restricted/" in path and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_classifiers_report_metrics_and_their_fingerprint_as_data_version(chain):
+    events = chain["training"].get_asset_materialization_events()
+    by_key = {e.asset_key.to_user_string(): e.materialization for e in events}
+    for name in ("gender_classifier", "race_classifier"):
+        materialization = by_key[name]
+        metadata = materialization.metadata
+        assert 0.0 <= metadata["val_accuracy"].value <= 1.0
+        assert "matrix" in metadata["val_confusion_matrix"].value
+        assert materialization.tags["dagster/data_version"].startswith(metadata["weights_sha256"].value)
+        labels = chain["store"].read_table(name.replace("classifier", "labels"), "00000", restricted=True)
+        assert set(labels.column("model_fingerprint").to_pylist()) == {materialization.tags["dagster/data_version"]}
+
+
+def test_an_existing_checkpoint_can_be_imported(chain):
+    trained = chain["root"] / "trained" / "gender_classifier"
+    current = json.loads((trained / "current.json").read_text())
+    config = {**QUIET, "ops": {"gender_classifier": {"config": {"import_checkpoint": str(trained / current["folder"])}}}}
+    result = chain["run"]("classifier_training_job", run_config=config,
+                          asset_selection=[AssetKey("gender_classifier")])
+    materialization = result.get_asset_materialization_events()[0].materialization
+    assert materialization.metadata["imported"].value is True
+    assert materialization.tags["dagster/data_version"] == current["fingerprint"]
+
+
+def test_provenance_command_names_model_weights_code_and_run(chain):
+    store = chain["store"]
+    labels = store.read_table("gender_labels", "00000", restricted=True).to_pylist()
+    person = next(r for r in labels if r["box_id"] is not None)
+    cli = Path(sys.executable).with_name("laion-audit")
+    out = subprocess.run([str(cli), "provenance", "0", person["key"], "--store", str(store.root)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for asset in ("person_boxes", "gender_labels", "race_labels", "person_captions"):
+        assert asset in text
+    assert person["model_fingerprint"][:16] in text and person["run_id"] in text and "labels-1" in text
+
+
+def test_new_detector_weights_make_dependent_partitions_stale(chain):
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    from laion_audit.models.tiny import build_tiny_yolo
+
+    instance, defs = chain["instance"], chain["defs"]
+    graph = defs.resolve_asset_graph()
+
+    def status(key):
+        return CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance)).get_status(
+            AssetKey(key), "00000")
+
+    assert status("person_boxes") == StaleStatus.FRESH
+    build_tiny_yolo(chain["root"] / "models" / "yolo11-tiny.pt", seed=1)
+    (chain["root"] / "models" / "manifest.json").unlink()  # the recorded fingerprint no longer applies
+    chain["run"]("observe_model_weights_job")
+    assert status("person_boxes") == StaleStatus.STALE
