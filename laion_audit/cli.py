@@ -48,6 +48,16 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
     return 0 if sample is not None or lines else 1
 
 
+def _cmd_models_init_tiny(args: argparse.Namespace) -> int:
+    from laion_audit.models.tiny import init_tiny_models
+
+    manifest = init_tiny_models(Path(args.dir), seed=args.seed)
+    print(f"built {len(manifest)} tiny random-weight models in {args.dir}:")
+    for role, info in sorted(manifest.items()):
+        print(f"  {role:<20} {info['path']:<28} sha256 {info['fingerprint'][:16]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="laion-audit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--fresh", action="store_true", help="delete the workdir first")
     demo.set_defaults(func=_cmd_demo)
+
+    models = commands.add_parser("models", help="stage model weights for a profile")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    init_tiny = model_commands.add_parser(
+        "init-tiny", help="build the tiny profile (seeded random weights, real ultralytics/open_clip/transformers)"
+    )
+    init_tiny.add_argument("dir", help="models folder (the demo uses $LAION_AUDIT_HOME/models/tiny)")
+    init_tiny.add_argument("--seed", type=int, default=0)
+    init_tiny.set_defaults(func=_cmd_models_init_tiny)
 
     provenance = commands.add_parser(
         "provenance", help="for each person in a sample: each label and caption with model, weights, code and run"

@@ -113,6 +113,9 @@ def build_tiny_internvl(folder: Path, seed: int, emit: str, member: int = 0) -> 
         InternVLVideoProcessor,
     )
 
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
     tokenizer = _train_tokenizer()
     vocab = tokenizer.get_vocab()
     if emit == "letters":
