@@ -12,7 +12,8 @@ from laion_audit.defs.annotation import (
 )
 from laion_audit.defs.models import ModelsResource, observe_model_weights_job, weights_sources
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
-from laion_audit.defs.shards import samples, shard_backfill_schedule, shard_discovery_sensor, shard_ingest_job
+from laion_audit.defs.backfills import backfill_schedules
+from laion_audit.defs.shards import samples, shard_discovery_sensor, shard_ingest_job
 from laion_audit.settings import Settings
 
 
@@ -43,7 +44,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         assets=[samples, *weights_sources, *annotation_assets],
         jobs=[shard_ingest_job, observe_model_weights_job, person_detection_job, classifier_training_job, person_labels_job],
         sensors=[shard_discovery_sensor],
-        schedules=[shard_backfill_schedule],
+        schedules=backfill_schedules,
         resources=build_resources(settings),
         executor=_executor(settings),
     )

@@ -1,7 +1,8 @@
 from dagster import RunRequest, SensorResult, build_schedule_context, build_sensor_context
 
 from laion_audit.defs.partitions import shard_partitions
-from laion_audit.defs.shards import shard_backfill_schedule, shard_discovery_sensor
+from laion_audit.defs.backfills import detection_backfill_schedule, labels_backfill_schedule, shard_backfill_schedule
+from laion_audit.defs.shards import shard_discovery_sensor
 from laion_audit.shard_registration import missing_ranges, new_shard_keys
 
 from .dagster_harness import dagster_test_instance, definitions, register, resources
@@ -77,3 +78,24 @@ def test_schedule_requests_range_runs_for_unmaterialized_shards(tmp_path):
         ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
                   for r in requests]
         assert ranges == [("00000", "00000"), ("00002", "00002")]
+
+
+def test_later_stages_wait_for_their_inputs(tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    keys = [f"{i:05d}" for i in range(3)]
+    for key in keys:
+        write_tar(shards / f"{key}.tar", [good_sample(f"{key}0000")])
+    defs = definitions(shards, tmp_path / "store")
+    with dagster_test_instance() as instance:
+        register(instance, keys)
+        with build_schedule_context(instance=instance) as context:
+            assert "nothing to do" in detection_backfill_schedule(context).skip_message
+            assert "waiting for gender_classifier" in labels_backfill_schedule(context).skip_message
+        for key in ("00000", "00001"):
+            assert defs.resolve_job_def("shard_ingest_job").execute_in_process(partition_key=key,
+                                                                               instance=instance).success
+        with build_schedule_context(instance=instance) as context:
+            requests = list(detection_backfill_schedule(context))
+        assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+                for r in requests] == [("00000", "00001")]

@@ -1,4 +1,4 @@
-"""Shard ingestion: the `samples` asset, the discovery sensor and the backfill schedule."""
+"""Shard ingestion: the `samples` asset and the discovery sensor."""
 
 from typing import Literal
 
@@ -7,21 +7,16 @@ from dagster import (
     AssetSelection,
     BackfillPolicy,
     Config,
-    DefaultScheduleStatus,
     DefaultSensorStatus,
     MaterializeResult,
     RunRequest,
-    RunsFilter,
-    ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     asset,
     define_asset_job,
-    schedule,
     sensor,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
@@ -30,14 +25,12 @@ from laion_audit.image_check import DEFAULT_MAX_IMAGE_PIXELS
 from laion_audit.samples_ingest import SAMPLES_ASSET, ingest_shard
 from laion_audit.settings import Settings
 from laion_audit.shard_reader import ReaderOptions, ShardReadError
-from laion_audit.shard_registration import missing_ranges, new_shard_keys
+from laion_audit.shard_registration import new_shard_keys
 from laion_audit.shard_sources import ShardDiscoveryError, ShardNotFoundError
 
 SAMPLES_CODE_VERSION = "samples-1"
 _settings = Settings.from_env()
 
-PARTITION_RANGE_START = "dagster/asset_partition_range_start"
-PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 
 
 class SamplesConfig(Config):
@@ -109,43 +102,3 @@ def shard_discovery_sensor(context: SensorEvaluationContext, shard_inputs: Shard
         run_requests=[RunRequest(partition_key=key, run_key=f"ingest-{key}") for key in batch],
         cursor=batch[-1],
     )
-
-
-def _partitions_in_flight(context: ScheduleEvaluationContext, registered: list[str]) -> set[str]:
-    position = {key: i for i, key in enumerate(registered)}
-    busy: set[str] = set()
-    records = context.instance.get_run_records(
-        RunsFilter(job_name=shard_ingest_job.name, statuses=list(IN_PROGRESS_RUN_STATUSES))
-    )
-    for record in records:
-        tags = record.dagster_run.tags
-        if "dagster/partition" in tags:
-            busy.add(tags["dagster/partition"])
-        elif PARTITION_RANGE_START in tags and tags[PARTITION_RANGE_START] in position:
-            start, end = position[tags[PARTITION_RANGE_START]], position.get(tags[PARTITION_RANGE_END], -1)
-            busy.update(registered[start : end + 1])
-    return busy
-
-
-@schedule(
-    job=shard_ingest_job,
-    cron_schedule="0 3 * * *",
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="Nightly backfill: every registered shard without a `samples` materialization gets a run, "
-    "grouped into multi-shard runs over contiguous ranges.",
-)
-def shard_backfill_schedule(context: ScheduleEvaluationContext):
-    registered = list(context.instance.get_dynamic_partitions(shard_partitions.name))
-    done = context.instance.get_materialized_partitions(samples.key)
-    ranges = missing_ranges(
-        registered,
-        done=done,
-        in_flight=_partitions_in_flight(context, registered),
-        max_per_run=_settings.max_partitions_per_run,
-        max_runs=200,
-    )
-    if not ranges:
-        return SkipReason(f"all {len(registered)} registered shards have samples")
-    return [
-        RunRequest(tags={PARTITION_RANGE_START: first, PARTITION_RANGE_END: last}) for first, last in ranges
-    ]
