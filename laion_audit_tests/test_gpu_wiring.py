@@ -39,3 +39,29 @@ def test_model_assets_are_upstream_of_labels(graph):
     assert AssetKey("gender_classifier") in upstream
     assert AssetKey("detector_weights") in graph.get(AssetKey("person_boxes")).parent_keys
     assert AssetKey("classifier_backbone_weights") in graph.get(AssetKey("gender_classifier")).parent_keys
+
+
+@pytest.mark.parametrize("name", GPU_ASSETS)
+def test_step_job_built_by_dagster_k8s_is_a_valid_gpu_job(graph, name):
+    """dagster-k8s's own job construction from the asset's op tags, schema-checked offline."""
+    import kubernetes_validate
+    from dagster import AssetKey
+    from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
+    from kubernetes import client
+
+    op = graph.get(AssetKey(name)).assets_def.op
+    job_config = DagsterK8sJobConfig(job_image="registry.example.com/laion-audit:0123abc",
+                                     dagster_home="/opt/dagster/dagster_home", image_pull_policy="Always",
+                                     instance_config_map="dagster-instance")
+    job = construct_dagster_k8s_job(job_config, ["dagster", "api", "execute_step"], f"dagster-step-{name}",
+                                    user_defined_k8s_config=get_user_defined_k8s_config(op.tags),
+                                    component="step_worker")
+    manifest = client.ApiClient().sanitize_for_serialization(job)
+    kubernetes_validate.validate(manifest, "1.30", strict=True)
+    spec = manifest["spec"]["template"]["spec"]
+    assert manifest["spec"]["backoffLimit"] == 0
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert spec["tolerations"] == [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}]
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}, "name": "dshm"} in spec["volumes"]
+    assert {"mountPath": "/dev/shm", "name": "dshm"} in spec["containers"][0]["volumeMounts"]
