@@ -17,14 +17,18 @@ from laion_audit.defs.shards import samples, shard_discovery_sensor, shard_inges
 from laion_audit.settings import Settings
 
 
+# backoffLimit 0: a replacement pod made by the Job controller would leave the step hanging (dagster#33755);
+# retries are Dagster's (op retry policy, run retries for crashed or evicted runs).
+K8S_EXECUTOR_CONFIG = {"step_k8s_config": {"job_spec_config": {"backoff_limit": 0}}}
+
+
 def _executor(settings: Settings):
     if settings.executor == "in_process":
         return in_process_executor
     if settings.executor == "k8s":
         from dagster_k8s import k8s_job_executor
 
-        # backoffLimit 0: a replacement pod made by the Job controller would leave the step hanging (dagster#33755).
-        return k8s_job_executor.configured({"step_k8s_config": {"job_spec_config": {"backoff_limit": 0}}})
+        return k8s_job_executor.configured(K8S_EXECUTOR_CONFIG)
     return multiprocess_executor
 
 

@@ -61,3 +61,24 @@ def test_dagster_definitions_validate_cli(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed validation" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("executor", "name"), [("in_process", "in_process"), ("multiprocess", "multiprocess"),
+                                                ("k8s", "k8s")])
+def test_one_setting_chooses_the_executor(tmp_path, executor, name):
+    from dataclasses import replace
+
+    from laion_audit.settings import Settings
+
+    settings = replace(Settings.from_env(), executor=executor)
+    job = build_definitions(settings).resolve_job_def("person_detection_job")
+    assert job.executor_def.name.startswith(name)
+    if executor == "k8s":
+        from dagster._config import process_config
+        from dagster_k8s import k8s_job_executor
+
+        from laion_audit.definitions import K8S_EXECUTOR_CONFIG
+
+        processed = process_config(k8s_job_executor.config_schema.config_type, K8S_EXECUTOR_CONFIG)
+        assert processed.success, processed.errors
+        assert processed.value["step_k8s_config"]["job_spec_config"]["backoff_limit"] == 0
