@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor, multiprocess_executor
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor, multiprocess_executor
 
+from laion_audit.defs.alt_text import alt_text_scores, keyword_audit
 from laion_audit.defs.annotation import (
     annotation_assets,
     classifier_training_job,
@@ -32,6 +33,13 @@ def _executor(settings: Settings):
     return multiprocess_executor
 
 
+audit_reports_job = define_asset_job(
+    "audit_reports_job",
+    selection=AssetSelection.groups("reports") | AssetSelection.assets(keyword_audit),
+    description="Recompute the dataset-level audit tables from every complete shard.",
+)
+
+
 def build_resources(settings: Settings) -> dict:
     return {
         "shard_store": ShardStoreResource(root=settings.store_root),
@@ -45,8 +53,8 @@ def build_resources(settings: Settings) -> dict:
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     return Definitions(
-        assets=[samples, *weights_sources, *annotation_assets],
-        jobs=[shard_ingest_job, observe_model_weights_job, person_detection_job, classifier_training_job, person_labels_job],
+        assets=[samples, alt_text_scores, keyword_audit, *weights_sources, *annotation_assets],
+        jobs=[shard_ingest_job, audit_reports_job, observe_model_weights_job, person_detection_job, classifier_training_job, person_labels_job],
         sensors=[shard_discovery_sensor],
         schedules=backfill_schedules,
         resources=build_resources(settings),

@@ -8,6 +8,7 @@ SQLite DAGSTER_HOME that `dagster dev` opens afterwards. Nothing is faked; the s
 from __future__ import annotations
 
 import importlib.resources
+import json
 import os
 import shutil
 import time
@@ -101,7 +102,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         os.environ[name] = value
 
     started = time.monotonic()
-    out(f"[1/6] sample shards -> {settings.shards_root}")
+    out(f"[1/7] sample shards -> {settings.shards_root}")
     shards_dir = Path(settings.shards_root)
     if not (shards_dir / "manifest.json").exists():
         from laion_audit.sample_data import write_sample_shards
@@ -111,7 +112,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         f"shard files ready ({time.monotonic() - started:.1f}s)")
 
     models_dir = Path(settings.models_dir)
-    out(f"[2/6] tiny models ({settings.model_profile} profile) -> {models_dir}")
+    out(f"[2/7] tiny models ({settings.model_profile} profile) -> {models_dir}")
     if not (models_dir / "manifest.json").exists():
         from laion_audit.models.tiny import init_tiny_models
 
@@ -130,10 +131,10 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
     outcomes: list[ShardOutcome] = []
     store = ShardStore(settings.store_root)
     with DagsterInstance.get() as instance:
-        out(f"[3/6] discovery sensor on {settings.shards_root} (DAGSTER_HOME={dagster_home})")
+        out(f"[3/7] discovery sensor on {settings.shards_root} (DAGSTER_HOME={dagster_home})")
         keys = _register_shards(instance, settings, out)
         _run(defs, "observe_model_weights_job", None, instance, out)
-        out(f"[4/6] per shard: samples, person boxes, ensemble votes ({len(keys)} shards)")
+        out(f"[4/7] per shard: samples, person boxes, ensemble votes ({len(keys)} shards)")
         for i, key in enumerate(keys, 1):
             t0 = time.monotonic()
             failures = [f for job in ("shard_ingest_job", "person_detection_job")
@@ -145,11 +146,11 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
             out(f"  [{i}/{len(keys)}] shard {key}: {'ok' if not failures else 'FAILED'} in "
                 f"{time.monotonic() - t0:.1f}s, {marker.get('rows', 0)} samples, {marker.get('errors', 0)} errors, "
                 f"{boxes.get('valid_persons', 0)} valid persons")
-        out("[5/6] training gender and race classifiers on the ensemble's consensus")
+        out("[5/7] training gender and race classifiers on the ensemble's consensus")
         training_failure = _run(defs, "classifier_training_job", None, instance, out)
         if training_failure:
             out(f"  FAILED: {training_failure}")
-        out("[6/6] per shard: gender and race labels, person captions")
+        out("[6/7] per shard: gender and race labels, person captions")
         for i, key in enumerate(keys, 1):
             t0 = time.monotonic()
             failure = training_failure or _run(defs, "person_labels_job", key, instance, out)
@@ -162,6 +163,9 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
             outcomes[i - 1].captions = captions.get("captions", 0)
             out(f"  [{i}/{len(keys)}] shard {key}: {'ok' if not failure else 'FAILED'} in "
                 f"{time.monotonic() - t0:.1f}s, {captions.get('captions', 0)} captions")
+        out("[7/7] dataset-level audit tables from every complete shard")
+        report_failure = _run(defs, "audit_reports_job", None, instance, out)
+        out(f"  FAILED: {report_failure}" if report_failure else f"  reports in {store.reports_dir}")
     summary = DemoSummary(workdir, settings.store_root, dagster_home, outcomes)
     out("")
     out(render_summary(summary, total_seconds=time.monotonic() - started))
@@ -183,6 +187,21 @@ def _failure_message(result) -> str:
     return "run failed"
 
 
+def _keyword_audit_lines(summary: DemoSummary) -> list[str]:
+    path = Path(ShardStore(summary.store_root).reports_dir) / "keyword_audit.json"
+    if not path.is_file():
+        return []
+    result = json.loads(path.read_text())["result"]
+    lines = ["", "Keyword audit (Birhane et al. Table 1; substring = the paper's match, word = word boundaries)"]
+    for term in result["search_strings"]:
+        cells = []
+        for mode in ("substring", "word"):
+            row = result["modes"][mode]["search_strings"][term]
+            cells.append(f"{mode}: N_match {row['n_match']}, N_nsfw {row['n_nsfw']}")
+        lines.append(f"  {term:<8} " + " | ".join(cells))
+    return lines
+
+
 def render_summary(summary: DemoSummary, total_seconds: float | None = None) -> str:
     lines = ["Summary"]
     header = f"  {'shard':<7}{'format':<18}{'samples':>8}{'errors':>8}{'persons':>9}{'captions':>9}  error causes"
@@ -201,6 +220,7 @@ def render_summary(summary: DemoSummary, total_seconds: float | None = None) -> 
         if marker.get("truncated"):
             lines.append(f"  {'':<7}{marker['truncated']}")
     lines.append(f"  {'total':<25}{total_rows:>8}{total_errors:>8}")
+    lines.extend(_keyword_audit_lines(summary))
     lines.append("")
     lines.append("Produced")
     lines.append(f"  per-shard tables: {summary.store_root}/<asset>/<shard>.parquet (+ .complete.json markers) for "

@@ -85,6 +85,11 @@ class ShardStore:
         return path if self._is_local else self.fs.unstrip_protocol(path)
 
     @property
+    def reports_dir(self) -> str:
+        """Where aggregate reports go (the store's filesystem path, without protocol)."""
+        return f"{self._root_path}/reports"
+
+    @property
     def _is_local(self) -> bool:
         return isinstance(self.fs, LocalFileSystem)
 

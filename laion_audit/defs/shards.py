@@ -75,7 +75,7 @@ def samples(
 
 shard_ingest_job = define_asset_job(
     "shard_ingest_job",
-    selection=AssetSelection.assets(samples),
+    selection=AssetSelection.assets(samples) | AssetSelection.assets("alt_text_scores"),
     partitions_def=shard_partitions,
     description="Everything computed per shard on CPU from the shard's own files.",
 )

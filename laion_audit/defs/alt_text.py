@@ -1,0 +1,98 @@
+"""Alt-text audits: per-shard text scores and the Birhane et al. keyword audit (text only: runs on metadata
+parquet shards without images)."""
+
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from laion_audit.aggregate_inputs import input_manifest, manifest_hash, read_all, write_report
+from laion_audit.alt_text_scoring import score_alt_texts
+from laion_audit.defs.partitions import shard_partitions
+from laion_audit.defs.resources import ShardStoreResource
+from laion_audit.defs.shard_runs import UpstreamNotReadyError, materialize_shards, require, write_shard
+from laion_audit.keyword_audit import keyword_audit as run_keyword_audit
+from laion_audit.keyword_audit import render_keyword_audit_markdown
+from laion_audit.lexical import load_word_list
+
+
+class AltTextScoresConfig(Config):
+    crime_words: str = "crime_words"  # a shipped list name or a path to the user's list
+    nsfw_keywords: str = "nsfw_keywords_birhane2021"
+    negative_threshold: float = -0.05
+    positive_threshold: float = 0.05
+    processes: int = 1
+    force: bool = False
+
+
+@asset(
+    deps=["samples"],
+    partitions_def=shard_partitions,
+    code_version="alt_text_scores-1",
+    group_name="alt_text",
+    kinds={"parquet"},
+    description="Per sample: VADER neg/neu/pos/compound and negative/positive flags (±0.05), crime-word matches "
+    "(word boundary, multi-word), NSFW keyword hits in TEXT and URL in substring and word modes. Text only.",
+)
+def alt_text_scores(
+    context: AssetExecutionContext, config: AltTextScoresConfig, shard_store: ShardStoreResource
+) -> MaterializeResult:
+    store = shard_store.store()
+    crime, nsfw = load_word_list(config.crime_words), load_word_list(config.nsfw_keywords)
+    lists = {"crime_words": config.crime_words, "nsfw_keywords": config.nsfw_keywords}
+
+    def compute(shard: str):
+        table = score_alt_texts(require(store, "samples", shard), crime_terms=crime, nsfw_terms=nsfw,
+                                negative_threshold=config.negative_threshold,
+                                positive_threshold=config.positive_threshold, processes=config.processes)
+        statuses = table.column("status").to_pylist()
+        return table, {"scored": statuses.count("ok"), "no_caption": statuses.count("no_caption"),
+                       "errors": statuses.count("error"), "lists": lists}
+
+    return materialize_shards(
+        context,
+        lambda shard: write_shard(context, store, shard, code_version="alt_text_scores-1", models={},
+                                  compute=lambda: compute(shard), force=config.force),
+        shard_errors=(UpstreamNotReadyError,),
+        totals=("rows", "scored", "no_caption", "errors"),
+    )
+
+
+class KeywordAuditConfig(Config):
+    search_strings: str = "keyword_audit_search_strings"
+    nsfw_keywords: str = "nsfw_keywords_birhane2021"
+
+
+@asset(
+    deps=["samples"],
+    code_version="keyword_audit-1",
+    group_name="alt_text",
+    kinds={"json"},
+    description="Birhane et al. (2021) Table 1 over every complete shard: N_match, N_nsfw (filter keyword in TEXT "
+    "or URL), %, the dataset's NSFW-flag distribution, which keywords fired in TEXT vs URL — in substring mode "
+    "(the paper's) and word mode side by side, with the inflation substring matching causes.",
+)
+def keyword_audit(
+    context: AssetExecutionContext, config: KeywordAuditConfig, shard_store: ShardStoreResource
+) -> MaterializeResult:
+    store = shard_store.store()
+    manifest = input_manifest(store, [("samples", False)])
+    shards = sorted(manifest["samples"])
+    table = read_all(store, "samples", shards, columns=["caption", "url", "nsfw"])
+    if table is None:
+        raise UpstreamNotReadyError("no complete samples shard to audit")
+    result = run_keyword_audit(table, load_word_list(config.search_strings), load_word_list(config.nsfw_keywords))
+    markdown = render_keyword_audit_markdown(result)
+    json_path, md_path = write_report(store, "keyword_audit", {"result": result, "inputs": manifest}, markdown)
+    digest = manifest_hash(manifest)
+    context.log.info(f"keyword audit over {len(shards)} shards, {table.num_rows} alt-texts")
+    return MaterializeResult(
+        metadata={"report": MetadataValue.md(markdown), "shards": len(shards), "rows": table.num_rows,
+                  "json": MetadataValue.path(json_path), "markdown": MetadataValue.path(md_path),
+                  "inputs_sha256": digest[:16]},
+        data_version=DataVersion(digest[:16]),
+    )
