@@ -1,18 +1,18 @@
 """Deterministic LAION-like sample shards for the demo, the tests and the benchmarks.
 
-`write_sample_shards` writes good webdataset shards, one bad shard with every kind of broken sample, and one
-text-only LAION metadata parquet; `manifest.json` records the files, the bad keys and the realised counts of
-everything planted in the alt-texts, and `ground_truth.parquet` has one row per sample, so tests can predict
-the pipeline's statistics instead of trusting them.
+``write_sample_shards`` writes good webdataset shards, one bad shard holding every kind of broken sample, and
+one text-only LAION-400M metadata parquet. ``manifest.json`` records the files, the bad keys, the planting
+rates and the exact counts of what the alt-texts and URLs contain; ``ground_truth.parquet`` has one row per
+sample. Tests can then predict the pipeline's statistics instead of trusting them.
+
+Everything is a function of ``seed``: each shard draws from generators seeded with (seed, shard id), never
+from global random state, so the same seed gives byte-identical files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import re
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,221 +21,141 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from laion_audit.sample_data.bad_samples import (
+    BAD_KINDS,
+    IMAGE_KINDS,
     MALFORMED_JSON,
     NON_UTF8_CAPTION,
     bomb_png,
     corrupt_jpeg,
+    truncate_inside_last_member,
     truncated_jpeg,
 )
-from laion_audit.sample_data.captions import make_caption, vocabulary
-from laion_audit.sample_data.images import compose
-from laion_audit.sample_data.webdataset_writer import sample_json, write_sidecars, write_tar
+from laion_audit.sample_data.caption_counts import MATCHING, caption_statistics
+from laion_audit.sample_data.captions import GROUP_MULTIPLIERS, RATES, PlantedCaption
+from laion_audit.sample_data.good_samples import (
+    NSFW_FLAG_PROBABILITIES,
+    PERSON_RATE,
+    TWO_PEOPLE_RATE,
+    Sample,
+    make_good_sample,
+    shard_streams,
+    truth_row,
+)
+from laion_audit.sample_data.images import PastedPerson
+from laion_audit.sample_data.metadata_shard import metadata_shard_name, write_metadata_shard
+from laion_audit.sample_data.webdataset_writer import DeterministicTarWriter, encode_record, write_sidecars
 
-PERSON_RATE = 0.65
-TWO_PEOPLE_RATE = 0.2
-NSFW_FLAGS = (("UNLIKELY", 0.8), ("UNSURE", 0.15), ("NSFW", 0.05))
+DEFAULT_IMAGE_SIZE = (160, 512)
+BAD_SHARD_IMAGE_SIZE = (160, 320)
+BAD_SHARD_GOOD_SAMPLES = 8
 
-
-def _rng(seed: int, shard_id: int) -> np.random.Generator:
-    return np.random.default_rng([seed, shard_id])
-
-
-def _jpeg(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _nsfw_flag(rng: np.random.Generator) -> str:
-    roll, total = rng.random(), 0.0
-    for flag, p in NSFW_FLAGS:
-        total += p
-        if roll < total:
-            return flag
-    return NSFW_FLAGS[-1][0]
-
-
-def _good_sample(rng: np.random.Generator, shard_id: int, index: int, image_size: tuple[int, int]):
-    key = f"{shard_id:05d}{index:04d}"
-    n_people = 0
-    if rng.random() < PERSON_RATE:
-        n_people = 2 if rng.random() < TWO_PEOPLE_RATE else 1
-    image, people = compose(rng, n_people, image_size)
-    data = _jpeg(image)
-    caption = make_caption(rng, key, has_person=bool(people))
-    sha = hashlib.sha256(data).hexdigest()
-    extra = {
-        "NSFW": _nsfw_flag(rng),
-        "similarity": round(float(rng.uniform(0.28, 0.4)), 4),
-        "LICENSE": "?" if rng.random() < 0.8 else "https://creativecommons.org/licenses/by/4.0/",
-        "SAMPLE_ID": shard_id * 100_000 + index,
-    }
-    meta = sample_json(key, caption.url, caption.text, image.width, image.height, sha, extra)
-    members = [(f"{key}.jpg", data), (f"{key}.txt", caption.text.encode()), (f"{key}.json", meta)]
-    truth = {
-        "shard": f"{shard_id:05d}",
-        "key": key,
-        "has_person": bool(people),
-        "n_people": len(people),
-        "boxes": json.dumps([{"source": p.source, "xyxy": list(p.box)} for p in people]),
-        "caption": caption.text,
-        "url": caption.url,
-        "nsfw_flag": extra["NSFW"],
-        "planted_crime": caption.planted_crime,
-        "planted_sentiment": caption.sentiment,
-        "identity_groups": json.dumps(caption.identity_groups),
-        "bad_kind": None,
-    }
-    return members, json.loads(meta), truth
+TRUTH_SCHEMA = pa.schema([
+    ("shard", pa.string()), ("key", pa.string()), ("format", pa.string()), ("has_person", pa.bool_()),
+    ("n_people", pa.int64()), ("boxes", pa.string()), ("caption", pa.string()), ("url", pa.string()),
+    ("nsfw_flag", pa.string()), ("planted_crime", pa.bool_()), ("planted_sentiment", pa.string()),
+    ("planted_identity_groups", pa.string()), ("identity_groups", pa.string()), ("crime_terms", pa.string()),
+    ("nsfw_text_hits", pa.string()), ("nsfw_url_hits", pa.string()), ("nsfw_text_word_hits", pa.string()),
+    ("nsfw_url_word_hits", pa.string()), ("search_hits", pa.string()), ("search_word_hits", pa.string()),
+    ("bad_kind", pa.string()),
+])
 
 
 def write_webdataset_shard(
-    path: str | Path, shard_id: int, n_samples: int, *, seed: int = 0, image_size: tuple[int, int] = (160, 512)
+    path: str | Path,
+    shard_id: int,
+    n_samples: int,
+    *,
+    seed: int = 0,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
 ) -> list[dict[str, Any]]:
-    """One good img2dataset-style shard (tar + parquet + _stats.json); returns the per-sample ground truth."""
+    """One good img2dataset-style shard: ``path`` (the tar) plus ``NNNNN.parquet`` and ``NNNNN_stats.json``
+    beside it. Members per sample are ``{key}.jpg``, ``{key}.txt``, ``{key}.json`` with key
+    ``f"{shard_id:05d}{i:04d}"``; image sides lie within ``image_size`` (min, max). Returns one ground-truth
+    row per sample (the columns of ground_truth.parquet)."""
     path = Path(path)
-    rng = _rng(seed, shard_id)
-    members, records, truths = [], [], []
-    for index in range(n_samples):
-        sample_members, record, truth = _good_sample(rng, shard_id, index, image_size)
-        members += sample_members
-        records.append(record)
-        truths.append(truth)
-    write_tar(path, members)
+    image_rng, text_rng = shard_streams(seed, shard_id)
+    records, truths = [], []
+    with DeterministicTarWriter(path) as tar:
+        for index in range(n_samples):
+            sample = make_good_sample(image_rng, text_rng, shard_id, index, image_size)
+            for ext, data in sample.members.items():
+                tar.add(f"{sample.key}.{ext}", data)
+            records.append(sample.record)
+            truths.append(sample.truth)
     write_sidecars(path, records)
     return truths
 
 
-def write_bad_shard(path: Path, shard_id: int, *, seed: int = 0, n_good: int = 8) -> tuple[list[dict], dict[str, str]]:
-    """Good samples, then one sample of each broken kind; the tar itself ends inside its last member."""
-    rng = _rng(seed, shard_id)
-    members: list[tuple[str, bytes]] = []
-    truths: list[dict] = []
-    index = 0
+def _break(kind: str, sample: Sample, image_rng: np.random.Generator) -> Sample:
+    """Give ``sample`` the one fault ``kind`` and make its ground truth describe what a reader can see."""
+    members, record, truth = dict(sample.members), dict(sample.record), dict(sample.truth)
+    if kind == "corrupt_jpeg":
+        members["jpg"] = corrupt_jpeg(image_rng)
+    elif kind == "truncated_jpeg":
+        members["jpg"] = truncated_jpeg(members["jpg"])
+    elif kind == "decompression_bomb":
+        members = {"png": bomb_png(), "txt": members["txt"], "json": members["json"]}
+    elif kind == "missing_caption":
+        del members["txt"]
+    elif kind == "non_utf8_caption":
+        members["txt"] = NON_UTF8_CAPTION
+    elif kind == "missing_json":
+        del members["json"]
+    elif kind == "malformed_json":
+        members["json"] = MALFORMED_JSON
+    elif kind == "missing_image":
+        del members["jpg"]
+    elif kind != "truncated_tar":  # truncated_tar: the archive is cut inside this sample's json afterwards
+        raise ValueError(f"unknown bad-sample kind {kind!r}")
 
-    def next_sample():
-        nonlocal index
-        sample_members, _, truth = _good_sample(rng, shard_id, index, (160, 320))
-        index += 1
-        return dict((name.split(".", 1)[1], data) for name, data in sample_members), truth
+    image = members.get("jpg") or members.get("png")
+    if image is not None and kind in IMAGE_KINDS and "json" in members:
+        # The json's checksum describes the bytes written, as img2dataset's would, so the sample shows only
+        # its own fault and not also a checksum mismatch.
+        record["sha256"] = hashlib.sha256(image).hexdigest()
+        members["json"] = encode_record(record)
+    caption_readable = kind not in ("missing_caption", "non_utf8_caption")
+    json_readable = kind not in ("missing_json", "malformed_json", "truncated_tar")
+    planted = None
+    if caption_readable:
+        planted = PlantedCaption(truth["caption"], truth["url"], tuple(json.loads(truth["planted_identity_groups"])),
+                                 truth["planted_crime"], truth["planted_sentiment"])
+    people = None if kind in IMAGE_KINDS else _people(truth)
+    truth = truth_row(
+        shard=truth["shard"], key=truth["key"], source_format="webdataset",
+        caption=truth["caption"] if caption_readable else None,
+        url=truth["url"] if json_readable else None,
+        planted=planted, nsfw_flag=truth["nsfw_flag"], people=people, bad_kind=kind,
+    )
+    return Sample(sample.key, members, record, truth)
 
-    for _ in range(n_good):
-        parts, truth = next_sample()
-        members += [(f"{truth['key']}.{ext}", data) for ext, data in parts.items()]
-        truths.append(truth)
 
-    breakers = {
-        "corrupt_jpeg": lambda p: p.update(jpg=corrupt_jpeg(rng)),
-        "truncated_jpeg": lambda p: p.update(jpg=truncated_jpeg(p["jpg"])),
-        "decompression_bomb": lambda p: p.update(png=bomb_png(), jpg=None),
-        "missing_caption": lambda p: p.update(txt=None),
-        "non_utf8_caption": lambda p: p.update(txt=NON_UTF8_CAPTION),
-        "missing_json": lambda p: p.update(json=None),
-        "malformed_json": lambda p: p.update(json=MALFORMED_JSON),
-        "missing_image": lambda p: p.update(jpg=None),
-        "truncated_tar": lambda p: None,
-    }
+def _people(truth: dict[str, Any]) -> list[PastedPerson]:
+    return [PastedPerson(b["source"], tuple(b["xyxy"]), tuple(b["person_xyxy"]), b["flipped"])
+            for b in json.loads(truth["boxes"])]
+
+
+def write_bad_shard(
+    path: str | Path, shard_id: int, *, seed: int = 0, n_good: int = BAD_SHARD_GOOD_SAMPLES
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """``n_good`` good samples, then one sample of each kind in ``BAD_KINDS``; the archive ends inside the
+    json of its last sample. Returns (ground truth rows, {kind: key})."""
+    path = Path(path)
+    image_rng, text_rng = shard_streams(seed, shard_id)
+    truths: list[dict[str, Any]] = []
     bad_keys: dict[str, str] = {}
-    for kind, breaker in breakers.items():
-        parts, truth = next_sample()
-        breaker(parts)
-        key = truth["key"]
-        _rehash(parts)
-        bad_keys[kind] = key
-        truth["bad_kind"] = kind
-        truths.append(truth)
-        for ext in ("jpg", "png", "txt", "json"):
-            if parts.get(ext) is not None:
-                members.append((f"{key}.{ext}", parts[ext]))
-
-    write_tar(path, members)
-    # Cut the archive inside the data of its last member (the last sample's json).
-    import tarfile
-
-    with tarfile.open(path) as archive:
-        last = archive.getmembers()[-1]
-    data = path.read_bytes()
-    path.write_bytes(data[: last.offset_data + max(1, last.size // 2)])
+    with DeterministicTarWriter(path) as tar:
+        for index in range(n_good + len(BAD_KINDS)):
+            sample = make_good_sample(image_rng, text_rng, shard_id, index, BAD_SHARD_IMAGE_SIZE)
+            if index >= n_good:
+                kind = BAD_KINDS[index - n_good]
+                sample = _break(kind, sample, image_rng)
+                bad_keys[kind] = sample.key
+            for ext, data in sample.members.items():
+                tar.add(f"{sample.key}.{ext}", data)
+            truths.append(sample.truth)
+    truncate_inside_last_member(path)
     return truths, bad_keys
-
-
-def _rehash(parts: dict[str, bytes | None]) -> None:
-    """Make the json's sha256 describe the image bytes actually written, as img2dataset's would, so each
-    broken sample shows its own fault and not also a checksum mismatch."""
-    image = parts.get("jpg") or parts.get("png")
-    if image is None or parts.get("json") in (None, MALFORMED_JSON):
-        return
-    record = json.loads(parts["json"])
-    record["sha256"] = hashlib.sha256(image).hexdigest()
-    parts["json"] = json.dumps(record, sort_keys=True).encode()
-
-
-def write_metadata_shard(path: Path, shard_id: int, rows: int, *, seed: int = 0) -> list[dict]:
-    """A LAION-400M metadata parquet (no images): SAMPLE_ID, URL, TEXT, LICENSE, NSFW, similarity, WIDTH, HEIGHT."""
-    rng = _rng(seed, shard_id)
-    columns: dict[str, list] = {name: [] for name in
-                                ("SAMPLE_ID", "URL", "TEXT", "LICENSE", "NSFW", "similarity", "WIDTH", "HEIGHT")}
-    truths = []
-    for index in range(rows):
-        key = f"{index:09d}"
-        caption = make_caption(rng, f"{shard_id:05d}{index:04d}", has_person=rng.random() < PERSON_RATE)
-        text = None if index % 97 == 13 else caption.text
-        columns["SAMPLE_ID"].append(shard_id * 100_000 + index)
-        columns["URL"].append(caption.url)
-        columns["TEXT"].append(text)
-        columns["LICENSE"].append("?")
-        columns["NSFW"].append(_nsfw_flag(rng))
-        columns["similarity"].append(round(float(rng.uniform(0.28, 0.4)), 4))
-        columns["WIDTH"].append(int(rng.integers(160, 1024)))
-        columns["HEIGHT"].append(int(rng.integers(160, 1024)))
-        truths.append({
-            "shard": f"{shard_id:05d}", "key": key, "has_person": False, "n_people": 0, "boxes": "[]",
-            "caption": text, "url": caption.url, "nsfw_flag": columns["NSFW"][-1],
-            "planted_crime": caption.planted_crime if text else False,
-            "planted_sentiment": caption.sentiment if text else "neutral",
-            "identity_groups": json.dumps(caption.identity_groups if text else []),
-            "bad_kind": None if text else "missing_caption",
-        })
-    schema = pa.schema([("SAMPLE_ID", pa.int64()), ("URL", pa.string()), ("TEXT", pa.string()),
-                        ("LICENSE", pa.string()), ("NSFW", pa.string()), ("similarity", pa.float64()),
-                        ("WIDTH", pa.int64()), ("HEIGHT", pa.int64())])
-    pq.write_table(pa.table(columns, schema=schema), path)
-    return truths
-
-
-def _matches(term: str, text: str, mode: str) -> bool:
-    if mode == "substring":
-        return term in text
-    return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text) is not None
-
-
-def caption_statistics(truths: list[dict]) -> dict[str, Any]:
-    """Realised counts of what the captions contain, recounted from the final texts."""
-    vocab = vocabulary()
-    texts = [(t["caption"] or "").lower() for t in truths]
-    urls = [(t["url"] or "").lower() for t in truths]
-    crime_pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in vocab["crime"]) + r")(?!\w)")
-    groups: Counter[str] = Counter()
-    for truth in truths:
-        groups.update(json.loads(truth["identity_groups"]))
-    stats: dict[str, Any] = {
-        "samples": len(truths),
-        "with_caption": sum(1 for t in truths if t["caption"]),
-        "with_person": sum(1 for t in truths if t["has_person"]),
-        "crime_word": sum(1 for text in texts if crime_pattern.search(text)),
-        "planted_crime": sum(1 for t in truths if t["planted_crime"]),
-        "planted_positive": sum(1 for t in truths if t["planted_sentiment"] == "positive"),
-        "planted_negative": sum(1 for t in truths if t["planted_sentiment"] == "negative"),
-        "identity_groups": dict(sorted(groups.items())),
-        "nsfw_flag": dict(sorted(Counter(t["nsfw_flag"] for t in truths).items())),
-    }
-    for mode in ("substring", "word"):
-        stats[f"nsfw_keywords_{mode}"] = {
-            kw: {"text": sum(_matches(kw, x, mode) for x in texts), "url": sum(_matches(kw, u, mode) for u in urls)}
-            for kw in vocab["nsfw"]
-        }
-        stats[f"search_strings_{mode}"] = {s: sum(_matches(s, x, mode) for x in texts) for s in vocab["search"]}
-    return stats
 
 
 def write_sample_shards(
@@ -247,41 +167,52 @@ def write_sample_shards(
     metadata_rows: int = 400,
     include_bad_shard: bool = True,
 ) -> dict[str, Any]:
+    """Write the demo's shards into ``out_dir``; return the manifest (also written to ``manifest.json``).
+
+    Shard ids: ``00000`` .. ``n_tar_shards - 1`` good webdataset shards, then the bad shard (if included),
+    then the metadata parquet (if ``metadata_rows``). ``ground_truth.parquet`` holds one row per sample.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shards: dict[str, dict[str, Any]] = {}
-    truths: list[dict] = []
+    truths: list[dict[str, Any]] = []
     bad_keys: dict[str, str] = {}
-    shard_id = 0
     for shard_id in range(n_tar_shards):
         key = f"{shard_id:05d}"
         shard_truths = write_webdataset_shard(out_dir / f"{key}.tar", shard_id, samples_per_shard, seed=seed)
         truths += shard_truths
-        shards[key] = {"format": "webdataset", "files": [f"{key}.tar", f"{key}.parquet", f"{key}_stats.json"],
+        shards[key] = {"format": "webdataset", "bad": False, "samples": len(shard_truths),
+                       "files": [f"{key}.tar", f"{key}.parquet", f"{key}_stats.json"],
                        "statistics": caption_statistics(shard_truths)}
     next_id = n_tar_shards
     if include_bad_shard:
         key = f"{next_id:05d}"
         shard_truths, bad_keys = write_bad_shard(out_dir / f"{key}.tar", next_id, seed=seed)
         truths += shard_truths
-        shards[key] = {"format": "webdataset", "files": [f"{key}.tar"], "bad": True,
+        shards[key] = {"format": "webdataset", "bad": True, "samples": len(shard_truths), "files": [f"{key}.tar"],
                        "statistics": caption_statistics(shard_truths)}
         next_id += 1
     if metadata_rows:
-        key = f"{next_id:05d}"
-        name = f"part-{key}-laion-metadata.snappy.parquet"
+        key, name = f"{next_id:05d}", metadata_shard_name(next_id)
         shard_truths = write_metadata_shard(out_dir / name, next_id, metadata_rows, seed=seed)
         truths += shard_truths
-        shards[key] = {"format": "metadata_parquet", "files": [name],
+        shards[key] = {"format": "metadata_parquet", "bad": False, "samples": len(shard_truths), "files": [name],
                        "null_text_keys": [t["key"] for t in shard_truths if t["caption"] is None],
                        "statistics": caption_statistics(shard_truths)}
     manifest = {
         "generator": "laion_audit.sample_data",
         "seed": seed,
+        "parameters": {"n_tar_shards": n_tar_shards, "samples_per_shard": samples_per_shard,
+                       "metadata_rows": metadata_rows, "include_bad_shard": include_bad_shard,
+                       "image_size": list(DEFAULT_IMAGE_SIZE)},
+        "planted_rates": {"person": PERSON_RATE, "two_people_given_person": TWO_PEOPLE_RATE, "caption": RATES,
+                          "group_multipliers": GROUP_MULTIPLIERS, "nsfw_flag": NSFW_FLAG_PROBABILITIES},
+        "matching": MATCHING,
+        "files": ["manifest.json", "ground_truth.parquet"],
         "shards": shards,
         "bad_samples": bad_keys,
         "overall": caption_statistics(truths),
     }
-    pq.write_table(pa.Table.from_pylist(truths), out_dir / "ground_truth.parquet")
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    pq.write_table(pa.Table.from_pylist(truths, schema=TRUTH_SCHEMA), out_dir / "ground_truth.parquet")
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest

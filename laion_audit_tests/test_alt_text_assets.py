@@ -1,0 +1,64 @@
+"""Alt-text assets on text-only shards, and the keyword audit over a user's LAION metadata folder through the
+normal sensor path."""
+
+import json
+import shutil
+
+import pyarrow.parquet as pq
+from dagster import build_sensor_context
+
+from laion_audit.defs.shards import shard_discovery_sensor
+from laion_audit.shard_store import ShardStore
+
+from .dagster_harness import dagster_test_instance, definitions, resources
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _through_the_sensor(shards, store_root, instance):
+    with build_sensor_context(instance=instance, resources=resources(shards, store_root)) as context:
+        result = shard_discovery_sensor(context)
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return [r.partition_key for r in result.run_requests]
+
+
+def test_scores_run_on_a_metadata_only_shard(tmp_path, sample_shards):
+    manifest = json.loads((sample_shards / "manifest.json").read_text())
+    key, info = next((k, v) for k, v in manifest["shards"].items() if v["format"] == "metadata_parquet")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    shutil.copy(sample_shards / info["files"][0], shards)
+    defs = definitions(shards, tmp_path / "store")
+    with dagster_test_instance() as instance:
+        assert _through_the_sensor(shards, tmp_path / "store", instance) == [key]
+        assert defs.resolve_job_def("shard_ingest_job").execute_in_process(
+            partition_key=key, instance=instance, run_config=QUIET).success
+    scores = ShardStore(str(tmp_path / "store")).read_table("alt_text_scores", key).to_pylist()
+    assert len(scores) == info["statistics"]["samples"]
+    assert sum(r["status"] == "no_caption" for r in scores) == len(info["null_text_keys"])
+    assert sum(r["crime_match"] for r in scores) == info["statistics"]["crime_word"]
+
+
+def test_keyword_audit_on_a_users_laion_metadata_folder(tmp_path, shared_data):
+    shards = tmp_path / "laion400m-meta"
+    shards.mkdir()
+    sample = shared_data / "laion_metadata_sample" / "laion400m_text_sample_1000.parquet"
+    shutil.copy(sample, shards)
+    store_root = tmp_path / "store"
+    defs = definitions(shards, store_root)
+    with dagster_test_instance() as instance:
+        keys = _through_the_sensor(shards, store_root, instance)
+        assert keys == ["01000"]
+        assert defs.resolve_job_def("shard_ingest_job").execute_in_process(
+            partition_key="01000", instance=instance, run_config=QUIET).success
+        result = defs.resolve_job_def("audit_reports_job").execute_in_process(instance=instance, run_config=QUIET)
+        assert result.success
+    report = json.loads((store_root / "reports" / "keyword_audit.json").read_text())
+    rows = pq.read_metadata(sample).num_rows
+    assert report["result"]["n_rows"] == rows
+    assert report["inputs"]["samples"]["01000"]["code_version"] == "samples-1"
+    modes = report["result"]["modes"]
+    for term in ("desi", "nun", "latina"):
+        assert modes["substring"]["search_strings"][term]["n_match"] >= modes["word"]["search_strings"][term]["n_match"]
+    assert (store_root / "reports" / "keyword_audit.md").read_text().count("|") > 10
