@@ -149,8 +149,10 @@ def term_pattern(terms: Iterable[str], *, word_boundary: bool = True) -> re.Patt
     match "photo", and "f*ck" still matches despite its asterisk); without it, it is Birhane et al.'s plain
     substring match. Longer terms come first so a phrase wins over a word it contains.
     """
+    from laion_audit.text_matching import term_pattern as single_term_pattern
+
     ordered = sorted(set(terms), key=lambda t: (-len(t), t))
     if not ordered:
         return re.compile(r"(?!x)x")  # matches nothing
-    body = "|".join(re.escape(t) for t in ordered)
-    return re.compile(rf"(?<!\w)(?:{body})(?!\w)" if word_boundary else f"(?:{body})")
+    mode = "word" if word_boundary else "substring"
+    return re.compile("|".join(single_term_pattern(t, mode) for t in ordered))
