@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor, multiprocess_executor
 
 from laion_audit.defs.alt_text import alt_text_scores, keyword_audit
+from laion_audit.defs.group_reports import crime_cooccurrence_table, sentiment_by_group
 from laion_audit.defs.annotation import (
     annotation_assets,
     classifier_training_job,
@@ -53,7 +54,7 @@ def build_resources(settings: Settings) -> dict:
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     return Definitions(
-        assets=[samples, alt_text_scores, keyword_audit, *weights_sources, *annotation_assets],
+        assets=[samples, alt_text_scores, keyword_audit, crime_cooccurrence_table, sentiment_by_group, *weights_sources, *annotation_assets],
         jobs=[shard_ingest_job, audit_reports_job, observe_model_weights_job, person_detection_job, classifier_training_job, person_labels_job],
         sensors=[shard_discovery_sensor],
         schedules=backfill_schedules,

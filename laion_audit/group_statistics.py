@@ -166,12 +166,12 @@ def rate_by_group(
     )
 
 
-def _order(df: pl.DataFrame) -> pl.DataFrame:
-    """Baseline first, then axes in a stable order, then groups alphabetically."""
+def _order(df: pl.DataFrame, *extra: str) -> pl.DataFrame:
+    """Baseline first, then axes in a stable order, then groups alphabetically (then ``extra`` columns)."""
     rank = {BASELINE_AXIS: 0, "gender": 1, "race": 2, "intersection": 3}
     return df.with_columns(
         pl.col("axis").replace_strict(rank, default=9, return_dtype=pl.Int32).alias("_rank")
-    ).sort("_rank", "group").drop("_rank")
+    ).sort("_rank", "group", *extra).drop("_rank")
 
 
 def per_word_breakdown(
@@ -214,9 +214,7 @@ def per_word_breakdown(
         .alias("delta_pct")
     )
     grid = suppress_small_cells(grid, "n_samples", k_min, ["hits", "rate", "delta_pct"])
-    return _order(grid).sort(
-        pl.col("axis") != BASELINE_AXIS, "axis", "group", "word", maintain_order=True
-    ).select(
+    return _order(grid, "word").select(
         "group", "axis", "word", "n_samples", "n", "hits", "rate",
         "baseline_n", "baseline_hits", "baseline_rate", "delta_pct", "suppressed",
     )

@@ -182,3 +182,23 @@ def test_new_detector_weights_make_dependent_partitions_stale(chain):
     (chain["root"] / "models" / "manifest.json").unlink()  # the recorded fingerprint no longer applies
     chain["run"]("observe_model_weights_job")
     assert status("person_boxes") == StaleStatus.STALE
+
+
+def test_group_reports_publish_suppressed_tables_with_their_inputs(chain):
+    result = chain["run"]("audit_reports_job")
+    by_key = {e.asset_key.to_user_string(): e.materialization for e in result.get_asset_materialization_events()}
+    assert {"keyword_audit", "crime_cooccurrence", "sentiment_by_group"} <= set(by_key)
+    reports = chain["root"] / "store" / "reports"
+    crime = json.loads((reports / "crime_cooccurrence.json").read_text())
+    assert set(crime["inputs"]["gender_labels"]) == set(SHARDS)
+    k = crime["settings"]["k_min"]
+    for row in crime["rates"] + crime["per_word"]:
+        if row["suppressed"]:
+            assert row["n_samples"] is None and row.get("hits") is None
+        else:
+            assert row["n_samples"] >= k
+    baseline = next(r for r in crime["rates"] if r["group"] == "baseline")
+    assert baseline["rate"] == pytest.approx(baseline["p_base"])
+    sentiment = json.loads((reports / "sentiment_by_group.json").read_text())
+    assert all(r["n_samples"] is None or r["n_samples"] >= k for r in sentiment["sentiment"])
+    assert by_key["crime_cooccurrence"].metadata["chart"].value.startswith("![")
