@@ -35,7 +35,8 @@ def manifest_hash(manifest: dict[str, Any]) -> str:
 def read_all(store: ShardStore, asset: str, shards: Sequence[str], columns: list[str] | None = None,
              restricted: bool = False) -> pa.Table | None:
     tables = [store.read_table(asset, shard, restricted, columns=columns) for shard in shards]
-    return pa.concat_tables(tables) if tables else None
+    # Optional columns (e.g. hate_prob) may exist in some shards only.
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def write_report(store: ShardStore, name: str, payload: dict[str, Any], markdown: str) -> tuple[str, str]:

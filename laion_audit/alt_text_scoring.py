@@ -19,6 +19,7 @@ and stays in the parent.
 from __future__ import annotations
 
 import re
+from typing import Any
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -193,3 +194,16 @@ def naive_score_loop(
             }
         )
     return rows
+
+
+def add_hate_probabilities(scores: pa.Table, samples: pa.Table, classifier: Any) -> pa.Table:
+    """Append ``hate_prob`` (P(hateful), null without a caption) and the classifier's name and fingerprint."""
+    captions = samples.column("caption").to_pylist()
+    present = [i for i, c in enumerate(captions) if c and c.strip()]
+    probabilities: list[float | None] = [None] * len(captions)
+    for i, p in zip(present, classifier.hateful_probability([captions[i] for i in present]), strict=True):
+        probabilities[i] = p
+    n = scores.num_rows
+    return (scores.append_column("hate_prob", pa.array(probabilities, pa.float64()))
+            .append_column("hate_model", pa.array([classifier.name] * n, pa.string()))
+            .append_column("hate_model_fingerprint", pa.array([classifier.fingerprint] * n, pa.string())))

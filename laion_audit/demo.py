@@ -172,11 +172,15 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
     return summary
 
 
+# The demo also scores hate speech with the tiny text classifier (off by default in the asset config).
+_RUN_CONFIG = {"shard_ingest_job": {"ops": {"alt_text_scores": {"config": {"hate_speech": True}}}}}
+
+
 def _run(defs, job_name: str, partition_key: str | None, instance, out: Printer) -> str | None:
     """Execute one job in process on the real instance; return the failure message, or None on success."""
     job = defs.resolve_job_def(job_name)
     result = job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False,
-                                    run_config=_QUIET)
+                                    run_config={**_QUIET, **_RUN_CONFIG.get(job_name, {})})
     return None if result.success else f"{job_name}: {_failure_message(result)}"
 
 

@@ -50,7 +50,8 @@ def chain(tmp_path_factory, sample_shards, tiny_models):
         register(instance, SHARDS)
         run("observe_model_weights_job")
         for shard in SHARDS:
-            run("shard_ingest_job", shard)
+            run("shard_ingest_job", shard,
+                run_config={**QUIET, "ops": {"alt_text_scores": {"config": {"hate_speech": True}}}})
             run("person_detection_job", shard)
         training = run("classifier_training_job")
         for shard in SHARDS:
@@ -202,3 +203,16 @@ def test_group_reports_publish_suppressed_tables_with_their_inputs(chain):
     sentiment = json.loads((reports / "sentiment_by_group.json").read_text())
     assert all(r["n_samples"] is None or r["n_samples"] >= k for r in sentiment["sentiment"])
     assert by_key["crime_cooccurrence"].metadata["chart"].value.startswith("![")
+
+
+def test_hate_speech_probabilities_come_from_the_registry_model(chain):
+    store = chain["store"]
+    scores = store.read_table("alt_text_scores", "00000").to_pylist()
+    manifest = json.loads((chain["root"] / "models" / "manifest.json").read_text())
+    assert {r["hate_model_fingerprint"] for r in scores} == {manifest["hate_speech"]["fingerprint"]}
+    assert all(0.0 <= r["hate_prob"] <= 1.0 for r in scores if r["status"] == "ok")
+    assert store.read_marker("alt_text_scores", "00000")["models"] == {
+        "hate_speech": manifest["hate_speech"]["fingerprint"]}
+    chain["run"]("audit_reports_job")
+    sentiment = json.loads((chain["root"] / "store" / "reports" / "sentiment_by_group.json").read_text())
+    assert all("hate_mean" in row for row in sentiment["sentiment"])

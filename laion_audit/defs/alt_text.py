@@ -11,7 +11,8 @@ from dagster import (
 )
 
 from laion_audit.aggregate_inputs import input_manifest, manifest_hash, read_all, write_report
-from laion_audit.alt_text_scoring import score_alt_texts
+from laion_audit.alt_text_scoring import add_hate_probabilities, score_alt_texts
+from laion_audit.defs.models import ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardStoreResource
 from laion_audit.defs.shard_runs import UpstreamNotReadyError, materialize_shards, require, write_shard
@@ -26,11 +27,13 @@ class AltTextScoresConfig(Config):
     negative_threshold: float = -0.05
     positive_threshold: float = 0.05
     processes: int = 1
+    # Hate-speech probabilities from the profile's `hate_speech` text classifier (paper: pysentimiento BERTweet).
+    hate_speech: bool = False
     force: bool = False
 
 
 @asset(
-    deps=["samples"],
+    deps=["samples", weights_key("hate_speech")],
     partitions_def=shard_partitions,
     code_version="alt_text_scores-1",
     group_name="alt_text",
@@ -39,23 +42,31 @@ class AltTextScoresConfig(Config):
     "(word boundary, multi-word), NSFW keyword hits in TEXT and URL in substring and word modes. Text only.",
 )
 def alt_text_scores(
-    context: AssetExecutionContext, config: AltTextScoresConfig, shard_store: ShardStoreResource
+    context: AssetExecutionContext,
+    config: AltTextScoresConfig,
+    shard_store: ShardStoreResource,
+    models: ModelsResource,
 ) -> MaterializeResult:
     store = shard_store.store()
     crime, nsfw = load_word_list(config.crime_words), load_word_list(config.nsfw_keywords)
     lists = {"crime_words": config.crime_words, "nsfw_keywords": config.nsfw_keywords}
+    hate = models.hate_speech() if config.hate_speech else None
+    model_versions = {"hate_speech": hate.fingerprint} if hate else {}
 
     def compute(shard: str):
-        table = score_alt_texts(require(store, "samples", shard), crime_terms=crime, nsfw_terms=nsfw,
+        samples = require(store, "samples", shard)
+        table = score_alt_texts(samples, crime_terms=crime, nsfw_terms=nsfw,
                                 negative_threshold=config.negative_threshold,
                                 positive_threshold=config.positive_threshold, processes=config.processes)
+        if hate is not None:
+            table = add_hate_probabilities(table, samples, hate)
         statuses = table.column("status").to_pylist()
         return table, {"scored": statuses.count("ok"), "no_caption": statuses.count("no_caption"),
                        "errors": statuses.count("error"), "lists": lists}
 
     return materialize_shards(
         context,
-        lambda shard: write_shard(context, store, shard, code_version="alt_text_scores-1", models={},
+        lambda shard: write_shard(context, store, shard, code_version="alt_text_scores-1", models=model_versions,
                                   compute=lambda: compute(shard), force=config.force),
         shard_errors=(UpstreamNotReadyError,),
         totals=("rows", "scored", "no_caption", "errors"),

@@ -8,7 +8,8 @@ from dagster import AssetKey, AssetSelection, ConfigurableResource, DataVersion,
 
 from laion_audit.models.registry import ModelRegistry, ResolvedModel
 
-WEIGHT_ROLES = ("detector", "classifier_backbone", "captioner", "mllm_member_1", "mllm_member_2", "mllm_member_3")
+WEIGHT_ROLES = ("detector", "classifier_backbone", "captioner", "mllm_member_1", "mllm_member_2", "mllm_member_3",
+                "hate_speech")
 MEMBER_ROLES = ("mllm_member_1", "mllm_member_2", "mllm_member_3")
 
 
@@ -28,6 +29,10 @@ def _load(kind: str, path: str, fingerprint: str, name: str, random_weights: boo
         from laion_audit.models.vision_language import VisionLanguageModel
 
         return VisionLanguageModel(path, name=name, fingerprint=fingerprint, random_weights=random_weights)
+    if kind == "hate_speech":
+        from laion_audit.models.text_classifier import HateSpeechClassifier
+
+        return HateSpeechClassifier(path, name=name, fingerprint=fingerprint, random_weights=random_weights)
     if kind == "classifier":
         from laion_audit.models.image_classifier import TrainedClassifier
 
@@ -59,6 +64,10 @@ class ModelsResource(ConfigurableResource):
     def vlm(self, role: str):
         model = self.resolve(role)
         return _load("vlm", str(model.path), model.fingerprint, model.name, self.random_weights())
+
+    def hate_speech(self):
+        model = self.resolve("hate_speech")
+        return _load("hate_speech", str(model.path), model.fingerprint, model.name, self.random_weights())
 
     def classifier(self, folder: Path, fingerprint: str, name: str):
         return _load("classifier", str(folder), fingerprint, name, self.random_weights())

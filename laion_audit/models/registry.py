@@ -46,6 +46,8 @@ PAPER = (
     ModelEntry("mllm_member_2", "llava", "llava-hf/llava-v1.6-vicuna-7b-hf", "hf/llava-hf--llava-v1.6-vicuna-7b-hf",
                "main", "Llama 2 Community"),
     ModelEntry("mllm_member_3", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf", "main", "MIT"),
+    ModelEntry("hate_speech", "text_classifier", "pysentimiento/bertweet-hate-speech",
+               "hf/pysentimiento--bertweet-hate-speech", "main", "non-commercial (see model card)"),
 )
 
 TINY = (
@@ -59,6 +61,8 @@ TINY = (
     ModelEntry("mllm_member_2", "internvl", "tiny InternVL member 2 (random)", "internvl_tiny_member_2",
                random_weights=True),
     ModelEntry("mllm_member_3", "internvl", "tiny InternVL member 3 (random)", "internvl_tiny_member_3",
+               random_weights=True),
+    ModelEntry("hate_speech", "text_classifier", "tiny BERT hate-speech (random)", "hate_speech_tiny",
                random_weights=True),
 )
 

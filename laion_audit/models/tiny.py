@@ -165,6 +165,10 @@ def init_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, dict]:
     build_tiny_internvl(out_dir / entries["captioner"].path, seed + 10, emit="words")
     for i in (1, 2, 3):
         build_tiny_internvl(out_dir / entries[f"mllm_member_{i}"].path, seed + 1, emit="letters", member=i)
+    from laion_audit.models.text_classifier import build_tiny_hate_speech
+
+    build_tiny_hate_speech(out_dir / entries["hate_speech"].path, seed + 20,
+                           corpus=[GENDER_QUESTION, RACE_QUESTION, CAPTION_PROMPT, "a photo of a person at the beach"])
     manifest = {
         role: {"family": entry.family, "path": entry.path, "profile": "tiny", "random_weights": True,
                "fingerprint": fingerprint_path(out_dir / entry.path)}
