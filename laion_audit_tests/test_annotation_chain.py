@@ -208,11 +208,12 @@ def test_group_reports_publish_suppressed_tables_with_their_inputs(chain):
 def test_hate_speech_probabilities_come_from_the_registry_model(chain):
     store = chain["store"]
     scores = store.read_table("alt_text_scores", "00000").to_pylist()
-    manifest = json.loads((chain["root"] / "models" / "manifest.json").read_text())
-    assert {r["hate_model_fingerprint"] for r in scores} == {manifest["hate_speech"]["fingerprint"]}
+    from laion_audit.models.registry import ModelRegistry
+
+    fingerprint = ModelRegistry("tiny", chain["root"] / "models").resolve("hate_speech").fingerprint
+    assert {r["hate_model_fingerprint"] for r in scores} == {fingerprint}
     assert all(0.0 <= r["hate_prob"] <= 1.0 for r in scores if r["status"] == "ok")
-    assert store.read_marker("alt_text_scores", "00000")["models"] == {
-        "hate_speech": manifest["hate_speech"]["fingerprint"]}
+    assert store.read_marker("alt_text_scores", "00000")["models"] == {"hate_speech": fingerprint}
     chain["run"]("audit_reports_job")
     sentiment = json.loads((chain["root"] / "store" / "reports" / "sentiment_by_group.json").read_text())
     assert all("hate_mean" in row for row in sentiment["sentiment"])
