@@ -61,13 +61,17 @@ def test_missing_ranges_groups_contiguous_missing_partitions():
         ("00000", "00003"), ("00004", "00007")]
 
 
-def test_schedule_requests_range_runs_for_unmaterialized_shards(tmp_path):
+def _three_shards(tmp_path, keys):
     shards = tmp_path / "shards"
     shards.mkdir()
-    keys = [f"{i:05d}" for i in range(3)]
     for key in keys:
         write_tar(shards / f"{key}.tar", [good_sample(f"{key}0000")])
-    defs = definitions(shards, tmp_path / "store")
+    return shards
+
+
+def test_schedule_requests_range_runs_for_unmaterialized_shards(tmp_path):
+    keys = [f"{i:05d}" for i in range(3)]
+    defs = definitions(_three_shards(tmp_path, keys), tmp_path / "store")
     with dagster_test_instance() as instance:
         register(instance, keys)
         assert defs.resolve_job_def("shard_ingest_job").execute_in_process(partition_key="00001",
@@ -81,12 +85,8 @@ def test_schedule_requests_range_runs_for_unmaterialized_shards(tmp_path):
 
 
 def test_later_stages_wait_for_their_inputs(tmp_path):
-    shards = tmp_path / "shards"
-    shards.mkdir()
     keys = [f"{i:05d}" for i in range(3)]
-    for key in keys:
-        write_tar(shards / f"{key}.tar", [good_sample(f"{key}0000")])
-    defs = definitions(shards, tmp_path / "store")
+    defs = definitions(_three_shards(tmp_path, keys), tmp_path / "store")
     with dagster_test_instance() as instance:
         register(instance, keys)
         with build_schedule_context(instance=instance) as context:
