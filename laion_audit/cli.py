@@ -58,6 +58,19 @@ def _cmd_models_init_tiny(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_fetch(args: argparse.Namespace) -> int:
+    from laion_audit.models.fetch import FetchError, fetch_profile
+
+    try:
+        manifest = fetch_profile(args.profile, Path(args.dir))
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for role, info in sorted(manifest.items()):
+        print(f"  {role:<20} {info['source']:<45} sha256 {info['fingerprint'][:16]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="laion-audit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     init_tiny.add_argument("dir", help="models folder (the demo uses $LAION_AUDIT_HOME/models/tiny)")
     init_tiny.add_argument("--seed", type=int, default=0)
     init_tiny.set_defaults(func=_cmd_models_init_tiny)
+
+    fetch = model_commands.add_parser(
+        "fetch", help="download a profile's weights through each library (connected machine), record fingerprints"
+    )
+    fetch.add_argument("--profile", default="paper", choices=["paper"])
+    fetch.add_argument("dir")
+    fetch.set_defaults(func=_cmd_models_fetch)
 
     provenance = commands.add_parser(
         "provenance", help="for each person in a sample: each label and caption with model, weights, code and run"

@@ -1,0 +1,68 @@
+"""`laion-audit models fetch --profile paper DIR`: stage the paper profile's weights on a connected machine.
+
+Each model is fetched through its own library's mechanism (ultralytics' release assets for YOLO, the Hugging
+Face hub for open_clip and transformers folders), into the layout the registry expects, and the fingerprints
+are written to DIR/manifest.json. Copy DIR to the cluster's weights volume afterwards; pods never download.
+Offline, the first download fails and the command says which model and why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from laion_audit.models.fingerprint import fingerprint_path
+from laion_audit.models.registry import MANIFEST, PROFILES, ModelEntry
+
+# The hub repository holding an open_clip model as a `local-dir:`-loadable folder.
+OPEN_CLIP_HUB_REPOS = {"ViT-B-16-SigLIP/webli": "timm/ViT-B-16-SigLIP"}
+
+
+class FetchError(RuntimeError):
+    """A model could not be downloaded; the message names it and the cause."""
+
+
+def _fetch_yolo(entry: ModelEntry, target: Path) -> None:
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    attempt_download_asset(str(target))
+    if not target.is_file():
+        raise FileNotFoundError(f"ultralytics did not produce {target}")
+
+
+def _fetch_hub_folder(repo: str, target: Path) -> None:
+    from huggingface_hub import snapshot_download
+
+    snapshot_download(repo_id=repo, local_dir=str(target))
+
+
+def _fetcher(entry: ModelEntry) -> Callable[[Path], None]:
+    if entry.family == "yolo":
+        return lambda target: _fetch_yolo(entry, target)
+    if entry.family == "open_clip":
+        return lambda target: _fetch_hub_folder(OPEN_CLIP_HUB_REPOS[entry.source], target)
+    return lambda target: _fetch_hub_folder(entry.source, target)
+
+
+def fetch_profile(profile: str, out_dir: str | Path) -> dict[str, dict]:
+    if profile != "paper":
+        raise ValueError("only the paper profile is downloaded; build the tiny one with `laion-audit models init-tiny`")
+    out_dir = Path(out_dir)
+    manifest: dict[str, dict] = {}
+    for entry in PROFILES[profile]:
+        target = out_dir / entry.path
+        if not target.exists():
+            try:
+                _fetcher(entry)(target)
+            except Exception as exc:
+                raise FetchError(
+                    f"could not download {entry.role} ({entry.source}) into {target}: {type(exc).__name__}: {exc}. "
+                    "This command needs network access to the model hosts; run it on a connected machine and "
+                    "copy the folder."
+                ) from exc
+        manifest[entry.role] = {"family": entry.family, "path": entry.path, "source": entry.source,
+                                "profile": profile, "random_weights": False, "fingerprint": fingerprint_path(target)}
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return manifest
