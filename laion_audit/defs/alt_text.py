@@ -3,6 +3,7 @@ parquet shards without images)."""
 
 from dagster import (
     AssetExecutionContext,
+    BackfillPolicy,
     Config,
     DataVersion,
     MaterializeResult,
@@ -19,6 +20,7 @@ from laion_audit.defs.shard_runs import UpstreamNotReadyError, materialize_shard
 from laion_audit.keyword_audit import keyword_audit as run_keyword_audit
 from laion_audit.keyword_audit import render_keyword_audit_markdown
 from laion_audit.lexical import load_word_list
+from laion_audit.settings import Settings
 
 
 class AltTextScoresConfig(Config):
@@ -35,6 +37,8 @@ class AltTextScoresConfig(Config):
 @asset(
     deps=["samples", weights_key("hate_speech")],
     partitions_def=shard_partitions,
+    # The same chunking as `samples`, so shard_ingest_job backfills several shards per run.
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=Settings.from_env().max_partitions_per_run),
     code_version="alt_text_scores-1",
     group_name="alt_text",
     kinds={"parquet"},
