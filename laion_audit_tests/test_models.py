@@ -119,3 +119,15 @@ def test_consensus_rules(labels, rule, expected):
 def test_unknown_consensus_rule_is_refused():
     with pytest.raises(ValueError, match="unknown consensus rule"):
         consensus(["male"], "vibes")
+
+
+def test_a_swapped_weight_file_gets_a_new_fingerprint_despite_the_manifest(tiny_models, tmp_path):
+    from laion_audit.models.tiny import build_tiny_yolo
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    registry = ModelRegistry("tiny", models)
+    before = registry.resolve("detector").fingerprint
+    build_tiny_yolo(models / "yolo11-tiny.pt", seed=7)
+    after = ModelRegistry("tiny", models).resolve("detector").fingerprint
+    assert after != before and after == fingerprint_path(models / "yolo11-tiny.pt")

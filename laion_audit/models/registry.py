@@ -11,9 +11,9 @@ Importing this module is cheap (no torch): the Dagster code server and sensors i
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from laion_audit.models.fingerprint import fingerprint_path
@@ -88,8 +88,28 @@ def models_dir_from_env(profile: str) -> Path:
     return Path(os.environ.get("LAION_AUDIT_MODELS_DIR", Path.cwd() / ".laion_audit" / "models" / profile))
 
 
+def _stat_signature(path: Path) -> tuple:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+
+
+@cache
+def _fingerprint_for(path: str, signature: tuple) -> str:
+    return fingerprint_path(path)
+
+
+def current_fingerprint(path: Path) -> str:
+    """The weights' sha256 as they are now on disk, hashed once per process per (size, mtime) state.
+
+    A manifest's recorded fingerprint is never trusted on its own: a weight file swapped in place must give a
+    new fingerprint, or lineage would name the old model.
+    """
+    return _fingerprint_for(str(path), _stat_signature(path))
+
+
 class ModelRegistry:
-    """Resolves roles to staged weights for one profile; fingerprints come from the manifest or are computed."""
+    """Resolves roles to staged weights for one profile, fingerprinted as they are on disk now (the manifest
+    written by init-tiny or fetch is a record, not a source of truth)."""
 
     def __init__(self, profile: str, models_dir: str | Path):
         if profile not in PROFILES:
@@ -97,8 +117,6 @@ class ModelRegistry:
         self.profile = profile
         self.models_dir = Path(models_dir)
         self._entries = {entry.role: entry for entry in PROFILES[profile]}
-        manifest = self.models_dir / MANIFEST
-        self._manifest = json.loads(manifest.read_text()) if manifest.is_file() else {}
 
     def entry(self, role: str) -> ModelEntry:
         if role not in self._entries:
@@ -114,9 +132,7 @@ class ModelRegistry:
                 f"weights for {role} ({entry.source}, profile {self.profile}) not found at {path}; stage them with: "
                 f"{command}"
             )
-        recorded = self._manifest.get(role, {})
-        fingerprint = recorded.get("fingerprint") if recorded.get("path") == entry.path else None
-        return ResolvedModel(entry, path, fingerprint or fingerprint_path(path))
+        return ResolvedModel(entry, path, current_fingerprint(path))
 
     def fingerprints(self, roles: list[str]) -> dict[str, str]:
         return {role: self.resolve(role).fingerprint for role in roles}
