@@ -58,4 +58,4 @@ def ingest_shard(
             error_kinds=dict(sorted(error_kinds.items())),
             truncated=report.truncated,
         )
-    return IngestResult(source.key, skipped=False, marker=store.read_marker(SAMPLES_ASSET, source.key) or {})
+    return IngestResult(source.key, skipped=False, marker=out.marker)

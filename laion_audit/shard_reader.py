@@ -52,7 +52,6 @@ class ShardReadReport:
 
     truncated: str | None = None
     members_read: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def read_samples(

@@ -55,6 +55,7 @@ class ShardWriter:
         self._schema = schema
         self._provenance = provenance
         self.rows = 0
+        self.marker: dict[str, Any] = {}  # set once the file is published
 
     def write(self, table: pa.Table) -> None:
         n = table.num_rows
@@ -175,7 +176,8 @@ class ShardStore:
                     yield shard_writer
                 finally:
                     parquet_writer.close()
-            self._publish(tmp_path, provenance, shard_writer.rows, restricted, dict(marker_extra or {}))
+            shard_writer.marker = self._publish(tmp_path, provenance, shard_writer.rows, restricted,
+                                                dict(marker_extra or {}))
         except BaseException:
             if self.fs.exists(tmp_path):
                 self.fs.rm(tmp_path)
@@ -191,11 +193,11 @@ class ShardStore:
     ) -> dict[str, Any]:
         with self.writer(provenance, table.schema, restricted=restricted, marker_extra=marker_extra) as out:
             out.write(table)
-        return self.read_marker(provenance.asset, provenance.shard, restricted) or {}
+        return out.marker
 
     def _publish(
         self, tmp_path: str, provenance: Provenance, rows: int, restricted: bool, extra: dict[str, Any]
-    ) -> None:
+    ) -> dict[str, Any]:
         asset, shard = provenance.asset, provenance.shard
         data_path = self.data_path(asset, shard, restricted)
         marker_path = self.marker_path(asset, shard, restricted)
@@ -221,6 +223,7 @@ class ShardStore:
         with self.fs.open(tmp_marker, "w") as handle:
             json.dump(marker, handle, indent=1, sort_keys=True)
         self.fs.mv(tmp_marker, marker_path)
+        return marker
 
     def _sha256(self, path: str) -> str:
         digest = hashlib.sha256()

@@ -30,6 +30,3 @@ def _update(digest, file: Path) -> None:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
 
-
-def short(fingerprint: str) -> str:
-    return fingerprint[:16]
