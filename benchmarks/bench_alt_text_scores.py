@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from laion_audit.alt_text_scoring import naive_score_loop, score_alt_texts
+from laion_audit.audits.alt_text_scoring import naive_score_loop, score_alt_texts
 
 NSFW_FALLBACK = ["porn", "hot", "adult", "xxx", "sex", "f*ck", "rape"]
 CRIME_FALLBACK = [  # used only when the shipped crime list is not available
@@ -33,7 +33,7 @@ CRIME_FALLBACK = [  # used only when the shipped crime list is not available
 
 def _terms(name: str, fallback: list[str]) -> tuple[list[str], str]:
     try:
-        from laion_audit.lexical import load_word_list
+        from laion_audit.audits.word_lists import load_word_list
 
         terms = load_word_list(name)
         if terms:

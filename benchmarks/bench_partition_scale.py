@@ -27,8 +27,8 @@ def measure(instance, shards_root: Path, store_root: Path, total: int) -> dict:
 
     from laion_audit.definitions import build_definitions, build_resources
     from laion_audit.defs.partitions import shard_partitions
-    from laion_audit.partition_admin import backfill_runs, register_through_sensor
-    from laion_audit.settings import Settings
+    from laion_audit_tests.partition_admin import backfill_runs, register_through_sensor
+    from laion_audit.ops.settings import Settings
 
     settings = Settings(home=str(store_root.parent), shards_root=str(shards_root), store_root=str(store_root),
                         executor="in_process", register_batch=1000, max_partitions_per_run=8)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_partition_scale.json"))
     args = parser.parse_args(argv)
 
-    from laion_audit.offline import apply_offline_environment
+    from laion_audit.ops.offline import apply_offline_environment
 
     apply_offline_environment()
     import psycopg2

@@ -45,18 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_person_boxes.json"))
     args = parser.parse_args(argv)
 
-    from laion_audit.offline import apply_offline_environment
+    from laion_audit.ops.offline import apply_offline_environment
 
     apply_offline_environment()
     import pyarrow as pa
 
     from laion_audit.models.person_detector import PersonDetector
     from laion_audit.models.tiny import build_tiny_yolo
-    from laion_audit.person_detection import detect_shard
+    from laion_audit.annotation.detection import detect_shard
     from laion_audit.sample_data import write_webdataset_shard
-    from laion_audit.shard_images import iter_images
-    from laion_audit.shard_reader import read_samples
-    from laion_audit.shard_sources import ShardSource
+    from laion_audit.shards.images import iter_images
+    from laion_audit.shards.reader import read_samples
+    from laion_audit.shards.sources import ShardSource
 
     work = Path(tempfile.mkdtemp(prefix="bench_person_boxes_"))
     tar = work / "00000.tar"

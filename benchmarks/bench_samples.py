@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_samples.json"))
     args = parser.parse_args(argv)
 
-    from laion_audit.offline import apply_offline_environment
+    from laion_audit.ops.offline import apply_offline_environment
 
     apply_offline_environment()
     from dagster import DagsterInstance
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from laion_audit.definitions import build_definitions
     from laion_audit.defs.partitions import shard_partitions
     from laion_audit.sample_data import write_webdataset_shard
-    from laion_audit.settings import Settings
+    from laion_audit.ops.settings import Settings
 
     work = Path(tempfile.mkdtemp(prefix="bench_samples_"))
     shards = work / "shards"

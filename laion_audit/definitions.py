@@ -16,7 +16,7 @@ from laion_audit.defs.models import ModelsResource, observe_model_weights_job, w
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
 from laion_audit.defs.backfills import backfill_schedules
 from laion_audit.defs.shards import samples, shard_discovery_sensor, shard_ingest_job
-from laion_audit.settings import Settings
+from laion_audit.ops.settings import Settings
 
 
 # backoffLimit 0: a replacement pod made by the Job controller would leave the step hanging (dagster#33755);

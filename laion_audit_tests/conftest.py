@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from laion_audit.offline import apply_offline_environment
+from laion_audit.ops.offline import apply_offline_environment
 
 from .network_guard import NetworkGuard
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from dagster import DagsterInstance, instance_for_test
 
 from laion_audit.definitions import build_definitions, build_resources
-from laion_audit.settings import Settings
+from laion_audit.ops.settings import Settings
 
 
 def settings_for(shards_root: Path, store_root: Path) -> Settings:

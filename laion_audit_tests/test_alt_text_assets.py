@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 from dagster import AssetKey, build_sensor_context
 
 from laion_audit.defs.shards import shard_discovery_sensor
-from laion_audit.shard_store import ShardStore
+from laion_audit.shards.store import ShardStore
 
 from .dagster_harness import dagster_test_instance, definitions, resources
 

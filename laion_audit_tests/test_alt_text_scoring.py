@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from laion_audit.alt_text_scoring import ALT_TEXT_SCORES_SCHEMA, naive_score_loop, score_alt_texts
+from laion_audit.audits.alt_text_scoring import ALT_TEXT_SCORES_SCHEMA, naive_score_loop, score_alt_texts
 
 NSFW = ["porn", "hot", "adult", "xxx", "sex", "f*ck", "rape"]
 CRIME = ["crime", "thief", "prison"]

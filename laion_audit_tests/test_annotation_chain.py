@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey
 
-from laion_audit.annotation_schemas import (
+from laion_audit.annotation.schemas import (
     GENDER_LABELS_SCHEMA,
     PERSON_BOXES_SCHEMA,
     PERSON_CAPTIONS_SCHEMA,
@@ -21,8 +21,8 @@ from laion_audit.annotation_schemas import (
 )
 from laion_audit.definitions import build_definitions
 from laion_audit.models.prompts import CONSENSUS_RULES
-from laion_audit.settings import Settings
-from laion_audit.shard_store import ShardStore
+from laion_audit.ops.settings import Settings
+from laion_audit.shards.store import ShardStore
 
 from .dagster_harness import dagster_test_instance, register
 

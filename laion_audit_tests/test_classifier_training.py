@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from laion_audit.classifier_training import (
+from laion_audit.annotation.classifier_training import (
     TrainingRecipe,
     classification_metrics,
     split_dataset,
@@ -255,5 +255,5 @@ def test_metrics_undefined_values_are_none():
 
 
 def test_importing_the_module_does_not_import_torch():
-    code = "import sys, laion_audit.classifier_training; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, laion_audit.annotation.classifier_training; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -68,7 +68,7 @@ def test_dagster_definitions_validate_cli(tmp_path):
 def test_one_setting_chooses_the_executor(tmp_path, executor, name):
     from dataclasses import replace
 
-    from laion_audit.settings import Settings
+    from laion_audit.ops.settings import Settings
 
     settings = replace(Settings.from_env(), executor=executor)
     job = build_definitions(settings).resolve_job_def("person_detection_job")

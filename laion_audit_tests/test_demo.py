@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from laion_audit.shard_store import ShardStore
+from laion_audit.shards.store import ShardStore
 
 
 @pytest.mark.slow

@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from laion_audit.group_attribution import attribute_groups, baseline_samples
-from laion_audit.group_statistics import (
+from laion_audit.audits.attribution import attribute_groups, baseline_samples
+from laion_audit.stats.group_statistics import (
     bar_chart_with_ci,
     markdown_image,
     per_word_breakdown,

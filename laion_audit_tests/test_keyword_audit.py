@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from laion_audit.keyword_audit import keyword_audit, render_keyword_audit_markdown
+from laion_audit.audits.keyword_audit import keyword_audit, render_keyword_audit_markdown
 
 NSFW = ["porn", "hot", "adult", "xxx", "sex", "f*ck", "rape"]
 SEARCH = ["desi", "nun"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from laion_audit.lexical import (
+from laion_audit.audits.word_lists import (
     load_guilbeault_categories,
     load_identity_terms,
     load_json_lexicon,

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from laion_audit.alt_text_scoring import score_alt_texts
-from laion_audit.group_statistics import rate_by_group
-from laion_audit.lexical import load_word_list
+from laion_audit.audits.alt_text_scoring import score_alt_texts
+from laion_audit.stats.group_statistics import rate_by_group
+from laion_audit.audits.word_lists import load_word_list
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from laion_audit.defs.gpu import gpu_backfill_policy
-from laion_audit.partition_admin import backfill_runs, register_through_sensor
+from laion_audit_tests.partition_admin import backfill_runs, register_through_sensor
 
 from .dagster_harness import resources
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from laion_audit.lexical import load_identity_terms, load_json_lexicon, load_word_list
+from laion_audit.audits.word_lists import load_identity_terms, load_json_lexicon, load_word_list
 from laion_audit.sample_data import BAD_KINDS, write_sample_shards, write_webdataset_shard
 from laion_audit.sample_data.captions import make_caption
 
@@ -36,7 +36,7 @@ def read_tar(path: Path) -> dict[str, bytes]:
 
 
 def word_regex(terms) -> re.Pattern:
-    """Written independently of laion_audit.lexical.term_pattern on purpose."""
+    """Written independently of laion_audit.audits.word_lists.term_pattern on purpose."""
     return re.compile("|".join(rf"(?<![a-z0-9_]){re.escape(t)}(?![a-z0-9_])" for t in terms))
 
 

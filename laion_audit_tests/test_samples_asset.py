@@ -6,8 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey
 
-from laion_audit.samples_ingest import SAMPLES_ASSET
-from laion_audit.shard_store import ShardStore
+from laion_audit.shards.ingest import SAMPLES_ASSET
+from laion_audit.shards.store import ShardStore
 
 from .dagster_harness import definitions, register, dagster_test_instance
 from .shard_fixtures import good_sample, write_tar

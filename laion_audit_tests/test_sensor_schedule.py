@@ -3,7 +3,7 @@ from dagster import RunRequest, SensorResult, build_schedule_context, build_sens
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.backfills import detection_backfill_schedule, labels_backfill_schedule, shard_backfill_schedule
 from laion_audit.defs.shards import shard_discovery_sensor
-from laion_audit.shard_registration import missing_ranges, new_shard_keys
+from laion_audit.shards.registration import missing_ranges, new_shard_keys
 
 from .dagster_harness import dagster_test_instance, definitions, register, resources
 from .shard_fixtures import good_sample, write_tar

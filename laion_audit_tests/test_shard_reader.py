@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from laion_audit.samples_schema import SAMPLES_SCHEMA
-from laion_audit.shard_reader import ReaderOptions, ShardReadError, ShardReadReport, read_samples
-from laion_audit.shard_sources import ShardSource
+from laion_audit.shards.samples_schema import SAMPLES_SCHEMA
+from laion_audit.shards.reader import ReaderOptions, ShardReadError, ShardReadReport, read_samples
+from laion_audit.shards.sources import ShardSource
 
 from .shard_fixtures import good_sample, jpeg_bytes, write_tar
 

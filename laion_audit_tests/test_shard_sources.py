@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from laion_audit.shard_sources import (
+from laion_audit.shards.sources import (
     ShardDiscoveryError,
     ShardNotFoundError,
     discover_shards,

@@ -5,7 +5,7 @@ import stat
 import pyarrow as pa
 import pytest
 
-from laion_audit.shard_store import Provenance, ShardStore
+from laion_audit.shards.store import Provenance, ShardStore
 
 
 def _prov(shard="00000", code_version="v1", models=None, run_id="run-1"):

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from laion_audit.text_matching import TermMatcher, naive_matches
+from laion_audit.audits.text_matching import TermMatcher, naive_matches
 
 NSFW = ["porn", "hot", "adult", "xxx", "sex", "f*ck", "rape"]
 

@@ -11,16 +11,16 @@ from dagster import (
     asset,
 )
 
-from laion_audit.aggregate_inputs import input_manifest, manifest_hash, read_all, write_report
-from laion_audit.alt_text_scoring import add_hate_probabilities, score_alt_texts
+from laion_audit.audits.report_inputs import input_manifest, manifest_hash, read_all, write_report
+from laion_audit.audits.alt_text_scoring import add_hate_probabilities, score_alt_texts
 from laion_audit.defs.models import ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardStoreResource
 from laion_audit.defs.shard_runs import UpstreamNotReadyError, materialize_shards, require, write_shard
-from laion_audit.keyword_audit import keyword_audit as run_keyword_audit
-from laion_audit.keyword_audit import render_keyword_audit_markdown
-from laion_audit.lexical import load_word_list
-from laion_audit.settings import Settings
+from laion_audit.audits.keyword_audit import keyword_audit as run_keyword_audit
+from laion_audit.audits.keyword_audit import render_keyword_audit_markdown
+from laion_audit.audits.word_lists import load_word_list
+from laion_audit.ops.settings import Settings
 
 
 class AltTextScoresConfig(Config):

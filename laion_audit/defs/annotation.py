@@ -19,8 +19,8 @@ from dagster import (
     define_asset_job,
 )
 
-from laion_audit.annotation_schemas import GENDER_CLASSES, RACE_CLASSES
-from laion_audit.classifier_models import (
+from laion_audit.annotation.schemas import GENDER_CLASSES, RACE_CLASSES
+from laion_audit.annotation.classifiers import (
     NotEnoughConsensusError,
     consensus_examples,
     current_checkpoint,
@@ -32,11 +32,11 @@ from laion_audit.defs.models import MEMBER_ROLES, ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
 from laion_audit.defs.shard_runs import UpstreamNotReadyError, materialize_shards, require, write_shard
-from laion_audit.person_annotation import caption_shard, label_shard, vote_shard
-from laion_audit.person_detection import DEFAULT_MIN_SIDE, detect_shard
-from laion_audit.settings import Settings
-from laion_audit.shard_reader import ShardReadError
-from laion_audit.shard_sources import ShardNotFoundError
+from laion_audit.annotation.person_annotation import caption_shard, label_shard, vote_shard
+from laion_audit.annotation.detection import DEFAULT_MIN_SIDE, detect_shard
+from laion_audit.ops.settings import Settings
+from laion_audit.shards.reader import ShardReadError
+from laion_audit.shards.sources import ShardNotFoundError
 
 _settings = Settings.from_env()
 _TINY = _settings.model_profile == "tiny"
@@ -190,7 +190,7 @@ def _classifier_asset(question: str, classes: tuple[str, ...]):
         shard_inputs: ShardInputsResource,
         models: ModelsResource,
     ) -> MaterializeResult:
-        from laion_audit.classifier_training import TrainingRecipe
+        from laion_audit.annotation.classifier_training import TrainingRecipe
 
         out_root = models.trained_root(name)
         if config.import_checkpoint:

@@ -20,8 +20,8 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from laion_audit.defs.annotation import person_detection_job, person_labels_job
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.shards import shard_ingest_job
-from laion_audit.settings import Settings
-from laion_audit.shard_registration import missing_ranges
+from laion_audit.ops.settings import Settings
+from laion_audit.shards.registration import missing_ranges
 
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"

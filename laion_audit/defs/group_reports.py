@@ -4,10 +4,10 @@ from typing import Literal
 
 from dagster import AssetExecutionContext, Config, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
-from laion_audit.aggregate_inputs import manifest_hash, write_report
+from laion_audit.audits.report_inputs import manifest_hash, write_report
 from laion_audit.defs.resources import ShardStoreResource
-from laion_audit.group_audits import NoAttributedSamplesError, chart, crime_cooccurrence, markdown_table
-from laion_audit.group_audits import sentiment_by_group as sentiment_by_group_tables
+from laion_audit.audits.group_tables import NoAttributedSamplesError, chart, crime_cooccurrence, markdown_table
+from laion_audit.audits.group_tables import sentiment_by_group as sentiment_by_group_tables
 
 RATE_COLUMNS = ["group", "n_samples", "hits", "rate", "ci_low", "ci_high", "p_base", "delta_pct", "delta_ci_low",
                 "delta_ci_high", "suppressed"]

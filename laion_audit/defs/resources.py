@@ -3,8 +3,8 @@
 
 from dagster import ConfigurableResource
 
-from laion_audit.shard_sources import DEFAULT_SHARD_NUMBER_PATTERN, ShardSource, discover_shards, locate_shard
-from laion_audit.shard_store import ShardStore
+from laion_audit.shards.sources import DEFAULT_SHARD_NUMBER_PATTERN, ShardSource, discover_shards, locate_shard
+from laion_audit.shards.store import ShardStore
 
 
 class ShardStoreResource(ConfigurableResource):

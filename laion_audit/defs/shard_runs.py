@@ -13,7 +13,7 @@ from typing import Any
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue
 import pyarrow as pa
 
-from laion_audit.shard_store import Provenance, ShardStore
+from laion_audit.shards.store import Provenance, ShardStore
 
 
 class UpstreamNotReadyError(RuntimeError):

@@ -21,12 +21,12 @@ from dagster import (
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
 from laion_audit.defs.shard_runs import ShardOutcome, materialize_shards
-from laion_audit.image_check import DEFAULT_MAX_IMAGE_PIXELS
-from laion_audit.samples_ingest import SAMPLES_ASSET, ingest_shard
-from laion_audit.settings import Settings
-from laion_audit.shard_reader import ReaderOptions, ShardReadError
-from laion_audit.shard_registration import new_shard_keys
-from laion_audit.shard_sources import ShardDiscoveryError, ShardNotFoundError
+from laion_audit.shards.image_check import DEFAULT_MAX_IMAGE_PIXELS
+from laion_audit.shards.ingest import SAMPLES_ASSET, ingest_shard
+from laion_audit.ops.settings import Settings
+from laion_audit.shards.reader import ReaderOptions, ShardReadError
+from laion_audit.shards.registration import new_shard_keys
+from laion_audit.shards.sources import ShardDiscoveryError, ShardNotFoundError
 
 SAMPLES_CODE_VERSION = "samples-1"
 _settings = Settings.from_env()

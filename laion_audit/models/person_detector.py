@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from laion_audit.person_detection import Detection
+from laion_audit.annotation.detection import Detection
 
 
 class PersonDetector:

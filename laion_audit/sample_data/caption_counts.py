@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-from laion_audit.lexical import term_pattern
+from laion_audit.audits.word_lists import term_pattern
 from laion_audit.sample_data.captions import vocabulary
 
 MATCHING = {

@@ -19,7 +19,7 @@ from functools import cache
 
 import numpy as np
 
-from laion_audit.lexical import load_identity_terms, load_json_lexicon, load_word_list
+from laion_audit.audits.word_lists import load_identity_terms, load_json_lexicon, load_word_list
 
 # Probabilities per caption. The manifest records them next to the realised counts, which tests read.
 RATES = {

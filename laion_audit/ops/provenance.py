@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from laion_audit.shard_store import ShardStore
+from laion_audit.shards.store import ShardStore
 
 # (asset, restricted, value column) for the per-person annotation tables, in pipeline order.
 PERSON_TABLES = (

@@ -11,10 +11,10 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from laion_audit.samples_schema import SAMPLES_SCHEMA, STATUS_ERROR
-from laion_audit.shard_reader import ReaderOptions, ShardReadReport, read_samples
-from laion_audit.shard_sources import ShardSource
-from laion_audit.shard_store import Provenance, ShardStore
+from laion_audit.shards.samples_schema import SAMPLES_SCHEMA, STATUS_ERROR
+from laion_audit.shards.reader import ReaderOptions, ShardReadReport, read_samples
+from laion_audit.shards.sources import ShardSource
+from laion_audit.shards.store import Provenance, ShardStore
 
 SAMPLES_ASSET = "samples"
 

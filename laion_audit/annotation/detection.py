@@ -14,10 +14,10 @@ from typing import Any, Protocol
 import pyarrow as pa
 from PIL import Image
 
-from laion_audit.annotation_schemas import PERSON_BOXES_SCHEMA
-from laion_audit.iterables import chunked
-from laion_audit.shard_images import iter_images
-from laion_audit.shard_sources import ShardSource
+from laion_audit.annotation.schemas import PERSON_BOXES_SCHEMA
+from laion_audit.shards.chunking import chunked
+from laion_audit.shards.images import iter_images
+from laion_audit.shards.sources import ShardSource
 
 DEFAULT_MIN_SIDE = 30
 

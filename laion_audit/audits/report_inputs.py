@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from laion_audit.shard_store import ShardStore
+from laion_audit.shards.store import ShardStore
 
 
 def input_manifest(store: ShardStore, inputs: Sequence[tuple[str, bool]]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Why these definitions (paper_methods §5 says the formulas are "not stated", so we state ours):
 
 * Rate of a group: ``p = hits / n`` with ``n = Σw`` over attributed samples and ``hits = Σw·outcome``
-  (weights from :mod:`laion_audit.group_attribution`; all 1 under the ``sample`` rule).
+  (weights from :mod:`laion_audit.audits.attribution`; all 1 under the ``sample`` rule).
 * 95% CI of a rate: Wilson score interval. Under the ``sample`` rule it uses the unweighted counts. Under the
   ``person`` rule the weights are fractional, so we use the Kish effective sample size
   ``n_eff = (Σw)² / Σw²`` and ``x_eff = p · n_eff``. With all weights 1, ``n_eff = n_samples`` so one formula
@@ -98,7 +98,7 @@ def _baseline_frame(attribution: pl.DataFrame, baseline: pl.DataFrame | None) ->
     """Baseline as attribution rows (group/axis "baseline", weight 1).
 
     Without an explicit baseline, the distinct samples of the attribution are used; pass
-    :func:`laion_audit.group_attribution.baseline_samples` to include samples whose persons are all excluded.
+    :func:`laion_audit.audits.attribution.baseline_samples` to include samples whose persons are all excluded.
     """
     keys = (baseline if baseline is not None else attribution).select(_KEYS).unique()
     return keys.with_columns(

@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 
 from laion_audit.models.fingerprint import fingerprint_path
 from laion_audit.models.image_classifier import META_FILE, build_classifier, load_backbone, save_classifier
-from laion_audit.person_crops import PersonBox, crop, iter_person_images
-from laion_audit.shard_sources import ShardSource
-from laion_audit.shard_store import ShardStore
+from laion_audit.annotation.crops import PersonBox, crop, iter_person_images
+from laion_audit.shards.sources import ShardSource
+from laion_audit.shards.store import ShardStore
 
 
 class NotEnoughConsensusError(ValueError):
@@ -69,7 +69,7 @@ def train_from_consensus(
     *,
     min_examples: int = 6,
 ) -> dict[str, Any]:
-    from laion_audit.classifier_training import train_classifier
+    from laion_audit.annotation.classifier_training import train_classifier
 
     counts = {name: examples.labels.count(i) for i, name in enumerate(classes)}
     if len(examples.labels) < min_examples or sum(1 for n in counts.values() if n) < 2:

@@ -25,10 +25,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from webdataset.tariterators import base_plus_ext, tar_file_iterator
 
-from laion_audit.iterables import chunked
-from laion_audit.image_check import DEFAULT_MAX_IMAGE_PIXELS, VerifyMode, check_image
-from laion_audit.samples_schema import ERROR_KINDS, SAMPLES_SCHEMA, STATUS_ERROR, STATUS_OK
-from laion_audit.shard_sources import ShardSource
+from laion_audit.shards.chunking import chunked
+from laion_audit.shards.image_check import DEFAULT_MAX_IMAGE_PIXELS, VerifyMode, check_image
+from laion_audit.shards.samples_schema import ERROR_KINDS, SAMPLES_SCHEMA, STATUS_ERROR, STATUS_OK
+from laion_audit.shards.sources import ShardSource
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 DEFAULT_BATCH_ROWS = 2048

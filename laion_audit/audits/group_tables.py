@@ -12,11 +12,11 @@ from typing import Any
 
 import polars as pl
 
-from laion_audit.aggregate_inputs import input_manifest, read_all
-from laion_audit.group_attribution import attribute_groups, baseline_samples
-from laion_audit.group_statistics import bar_chart_with_ci, markdown_image, per_word_breakdown, rate_by_group
-from laion_audit.group_statistics import sentiment_by_group as sentiment_table
-from laion_audit.shard_store import ShardStore
+from laion_audit.audits.report_inputs import input_manifest, read_all
+from laion_audit.audits.attribution import attribute_groups, baseline_samples
+from laion_audit.stats.group_statistics import bar_chart_with_ci, markdown_image, per_word_breakdown, rate_by_group
+from laion_audit.stats.group_statistics import sentiment_by_group as sentiment_table
+from laion_audit.shards.store import ShardStore
 
 INPUTS = (("gender_labels", True), ("race_labels", True), ("alt_text_scores", False))
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 
 from PIL import Image
 
-from laion_audit.shard_reader import ShardReadReport, image_member, iter_tar_samples
-from laion_audit.shard_sources import ShardSource
+from laion_audit.shards.reader import ShardReadReport, image_member, iter_tar_samples
+from laion_audit.shards.sources import ShardSource
 
 
 def iter_images(source: ShardSource, keys: Iterable[str]) -> Iterator[tuple[str, Image.Image]]:

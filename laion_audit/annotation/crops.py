@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
-from laion_audit.shard_images import iter_images
-from laion_audit.shard_sources import ShardSource
+from laion_audit.shards.images import iter_images
+from laion_audit.shards.sources import ShardSource
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from laion_audit.offline import apply_offline_environment
+from laion_audit.ops.offline import apply_offline_environment
 
 
 def _cmd_sample_data(args: argparse.Namespace) -> int:
@@ -29,17 +29,17 @@ def _cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from laion_audit.demo import run_demo
+    from laion_audit.ops.demo import run_demo
 
     summary = run_demo(Path(args.workdir), fresh=args.fresh)
     return 0 if all(shard.succeeded for shard in summary.shards) else 1
 
 
 def _cmd_provenance(args: argparse.Namespace) -> int:
-    from laion_audit.provenance import describe_sample, render
-    from laion_audit.settings import Settings
-    from laion_audit.shard_sources import format_shard_key
-    from laion_audit.shard_store import ShardStore
+    from laion_audit.ops.provenance import describe_sample, render
+    from laion_audit.ops.settings import Settings
+    from laion_audit.shards.sources import format_shard_key
+    from laion_audit.shards.store import ShardStore
 
     store = ShardStore(args.store or Settings.from_env().store_root)
     shard = format_shard_key(int(args.shard))

@@ -149,7 +149,7 @@ def term_pattern(terms: Iterable[str], *, word_boundary: bool = True) -> re.Patt
     match "photo", and "f*ck" still matches despite its asterisk); without it, it is Birhane et al.'s plain
     substring match. Longer terms come first so a phrase wins over a word it contains.
     """
-    from laion_audit.text_matching import term_pattern as single_term_pattern
+    from laion_audit.audits.text_matching import term_pattern as single_term_pattern
 
     ordered = sorted(set(terms), key=lambda t: (-len(t), t))
     if not ordered:

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image, ImageDraw
 
-from laion_audit.annotation_schemas import PERSON_CAPTIONS_SCHEMA, VOTES_SCHEMA, label_schema
-from laion_audit.iterables import chunked
+from laion_audit.annotation.schemas import PERSON_CAPTIONS_SCHEMA, VOTES_SCHEMA, label_schema
+from laion_audit.shards.chunking import chunked
 from laion_audit.models.prompts import CAPTION_PROMPT, build_prompts, consensus, to_class
-from laion_audit.person_crops import PersonBox, crop, iter_person_images, valid_boxes
-from laion_audit.shard_sources import ShardSource
+from laion_audit.annotation.crops import PersonBox, crop, iter_person_images, valid_boxes
+from laion_audit.shards.sources import ShardSource
 
 
 def sample_boxes(boxes: list[PersonBox], size: int, seed: int, shard: str) -> list[PersonBox]:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-PROVENANCE_FOOTER_KEY = b"laion_audit.provenance"
+PROVENANCE_FOOTER_KEY = b"laion_audit.ops.provenance"
 RESTRICTED_PREFIX = "restricted"
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from laion_audit.samples_ingest import SAMPLES_ASSET
-from laion_audit.settings import Settings
-from laion_audit.shard_store import ShardStore
+from laion_audit.shards.ingest import SAMPLES_ASSET
+from laion_audit.ops.settings import Settings
+from laion_audit.shards.store import ShardStore
 
 Printer = Callable[[str], None]
 # The full event log is in DAGSTER_HOME for the UI; the console gets the demo's own progress lines.

@@ -1,0 +1,1 @@
+"""Per-person annotations: YOLO boxes, crops, MLLM-ensemble votes, trained classifiers, labels and captions."""

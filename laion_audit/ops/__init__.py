@@ -1,0 +1,1 @@
+"""Running the project: settings, offline environment, provenance, the demo and the command line."""

@@ -1,0 +1,1 @@
+"""Statistics for published tables: rates, intervals, small-cell suppression, charts."""
