@@ -1,23 +1,31 @@
-"""The single Definitions of the laion_audit code location; one setting picks executor and resources."""
+"""The single Definitions of the laion_audit code location, built by a factory from one Settings object.
+
+`build_definitions(settings)` is what tests, the demo and benchmarks call with their own folders; the code
+location's entry point is the `defs` function below, which Dagster calls when it loads the location, so the
+environment is read then and never at import.
+"""
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor, multiprocess_executor
-
-from laion_audit.defs.alt_text import alt_text_scores, keyword_audit
-from laion_audit.defs.group_reports import crime_cooccurrence_table, sentiment_by_group
-from laion_audit.defs.annotation import (
-    annotation_assets,
-    classifier_training_job,
-    person_detection_job,
-    person_labels_job,
+from dagster import (
+    AssetSelection,
+    Definitions,
+    define_asset_job,
+    definitions,
+    in_process_executor,
+    multiprocess_executor,
 )
+
+from laion_audit.defs.alt_text import build_alt_text_scores, keyword_audit
+from laion_audit.defs.annotation import build_annotation_defs
+from laion_audit.defs.automation import build_automation
+from laion_audit.defs.group_reports import crime_cooccurrence_table, sentiment_by_group
+from laion_audit.defs.lineage import build_lineage_checks
 from laion_audit.defs.models import ModelsResource, observe_model_weights_job, weights_sources
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
-from laion_audit.defs.backfills import backfill_schedules
-from laion_audit.defs.shards import samples, shard_discovery_sensor, shard_ingest_job
+from laion_audit.defs.shards import build_shard_defs
+from laion_audit.ops.code_identity import code_identity_tags
 from laion_audit.ops.settings import Settings
-
 
 # backoffLimit 0: a replacement pod made by the Job controller would leave the step hanging (dagster#33755);
 # retries are Dagster's (op retry policy, run retries for crashed or evicted runs).
@@ -34,13 +42,6 @@ def _executor(settings: Settings):
     return multiprocess_executor
 
 
-audit_reports_job = define_asset_job(
-    "audit_reports_job",
-    selection=AssetSelection.groups("reports") | AssetSelection.assets(keyword_audit),
-    description="Recompute the dataset-level audit tables from every complete shard.",
-)
-
-
 def build_resources(settings: Settings) -> dict:
     return {
         "shard_store": ShardStoreResource(root=settings.store_root),
@@ -52,15 +53,31 @@ def build_resources(settings: Settings) -> dict:
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
+    """Definitions for ``settings`` (the environment's when omitted)."""
     settings = settings or Settings.from_env()
+    shards = build_shard_defs(settings)
+    annotation = build_annotation_defs(settings)
+    checks, lineage_checks_job = build_lineage_checks(settings.check_automation)
+    audit_reports_job = define_asset_job(
+        "audit_reports_job",
+        selection=AssetSelection.groups("reports") | AssetSelection.assets(keyword_audit),
+        tags=code_identity_tags(),
+        description="Recompute the dataset-level audit tables from every complete shard.",
+    )
+    jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs]}
+    sensors, schedules = build_automation(settings, jobs)
     return Definitions(
-        assets=[samples, alt_text_scores, keyword_audit, crime_cooccurrence_table, sentiment_by_group, *weights_sources, *annotation_assets],
-        jobs=[shard_ingest_job, audit_reports_job, observe_model_weights_job, person_detection_job, classifier_training_job, person_labels_job],
-        sensors=[shard_discovery_sensor],
-        schedules=backfill_schedules,
+        assets=[*shards.assets, build_alt_text_scores(settings), keyword_audit, crime_cooccurrence_table,
+                sentiment_by_group, *weights_sources, *annotation.assets],
+        asset_checks=checks,
+        jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, lineage_checks_job],
+        sensors=[*shards.sensors, *sensors],
+        schedules=schedules,
         resources=build_resources(settings),
         executor=_executor(settings),
     )
 
 
-defs = build_definitions()
+@definitions
+def defs() -> Definitions:
+    return build_definitions(Settings.from_env())

@@ -18,6 +18,7 @@ def settings_for(shards_root: Path, store_root: Path) -> Settings:
         executor="in_process",
         register_batch=1000,
         max_partitions_per_run=8,
+        settle_seconds=0,  # tests write complete shards; the settle wait has tests of its own
     )
 
 
@@ -38,3 +39,22 @@ def definitions(shards_root: Path, store_root: Path):
 
 def resources(shards_root: Path, store_root: Path) -> dict:
     return build_resources(settings_for(shards_root, store_root))
+
+
+def tick_discovery(instance: DagsterInstance, shards_root: Path, store_root: Path, cursor: str | None = None,
+                   settings: Settings | None = None):
+    """One tick of the discovery sensor; its partition requests are applied as the daemon would apply them."""
+    from dagster import build_sensor_context
+
+    settings = settings or settings_for(shards_root, store_root)
+    sensor = build_definitions(settings).get_sensor_def("shard_discovery_sensor")
+    with build_sensor_context(instance=instance, resources=build_resources(settings), cursor=cursor) as context:
+        result = sensor(context)
+    for request in getattr(result, "dynamic_partitions_requests", None) or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def registered_by(result) -> list[str]:
+    return [key for request in getattr(result, "dynamic_partitions_requests", None) or []
+            for key in request.partition_keys]

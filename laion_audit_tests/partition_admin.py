@@ -21,12 +21,13 @@ class Registration:
     error: str | None = None
 
 
-def register_through_sensor(instance, resources: Mapping[str, Any], expected: int) -> Registration:
+def register_through_sensor(instance, defs, resources: Mapping[str, Any], expected: int) -> Registration:
     """Tick the discovery sensor (applying its partition requests, as the daemon does) until all are in."""
     from dagster import build_sensor_context
 
     from laion_audit.defs.partitions import shard_partitions
-    from laion_audit.defs.shards import shard_discovery_sensor
+
+    shard_discovery_sensor = defs.get_sensor_def("shard_discovery_sensor")
 
     ticks, registered, cursor, error = 0, 0, None, None
     start = time.perf_counter()

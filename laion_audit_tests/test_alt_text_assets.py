@@ -5,22 +5,17 @@ import json
 import shutil
 
 import pyarrow.parquet as pq
-from dagster import AssetKey, build_sensor_context
+from dagster import AssetKey
 
-from laion_audit.defs.shards import shard_discovery_sensor
 from laion_audit.shards.store import ShardStore
 
-from .dagster_harness import dagster_test_instance, definitions, resources
+from .dagster_harness import dagster_test_instance, definitions, registered_by, tick_discovery
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _through_the_sensor(shards, store_root, instance):
-    with build_sensor_context(instance=instance, resources=resources(shards, store_root)) as context:
-        result = shard_discovery_sensor(context)
-    for request in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return [r.partition_key for r in result.run_requests]
+    return registered_by(tick_discovery(instance, shards, store_root))
 
 
 def test_scores_run_on_a_metadata_only_shard(tmp_path, sample_shards):
@@ -59,7 +54,7 @@ def test_keyword_audit_on_a_users_laion_metadata_folder(tmp_path, shared_data):
     report = json.loads((store_root / "reports" / "keyword_audit.json").read_text())
     rows = pq.read_metadata(sample).num_rows
     assert report["result"]["n_rows"] == rows
-    assert report["inputs"]["samples"]["01000"]["code_version"] == "samples-1"
+    assert report["inputs"]["samples"]["01000"]["code_version"] == "samples-2"
     modes = report["result"]["modes"]
     for term in ("desi", "nun", "latina"):
         assert modes["substring"]["search_strings"][term]["n_match"] >= modes["word"]["search_strings"][term]["n_match"]

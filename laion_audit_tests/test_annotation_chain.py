@@ -113,7 +113,7 @@ def test_votes_keep_every_member_answer_and_the_rule(chain):
     assert table.schema.remove_metadata().field("raw_answer") == VOTES_SCHEMA.field("raw_answer")
     rows = table.to_pylist()
     crops = {(r["key"], r["box_id"]) for r in rows}
-    assert 0 < len(crops) <= marker["sampling"]["sample_size"]
+    assert 0 < len(crops) <= marker["recipe"]["settings"]["sample_size"]
     assert len(rows) == 3 * len(crops)
     assert {r["consensus_rule"] for r in rows} == {"unanimous_parseable"} <= set(CONSENSUS_RULES)
     assert len({r["member_fingerprint"] for r in rows}) == 3
@@ -162,7 +162,7 @@ def test_provenance_command_names_model_weights_code_and_run(chain):
     text = out.stdout
     for asset in ("person_boxes", "gender_labels", "race_labels", "person_captions"):
         assert asset in text
-    assert person["model_fingerprint"][:16] in text and person["run_id"] in text and "labels-1" in text
+    assert person["model_fingerprint"][:16] in text and person["run_id"] in text and "labels-2" in text
 
 
 def test_new_detector_weights_make_dependent_partitions_stale(chain):

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from laion_audit.defs.gpu import gpu_backfill_policy
 from laion_audit_tests.partition_admin import backfill_runs, register_through_sensor
 
-from .dagster_harness import resources
+from .dagster_harness import definitions, resources
 
 POSTGRES_URL = os.environ.get("LAION_AUDIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 LAION_400M_SHARDS = 41_408
@@ -56,7 +55,8 @@ def test_laion_400m_partitions_on_postgres(postgres_instance, tmp_path):
     shards.mkdir()
     for i in range(LAION_400M_SHARDS):
         (shards / f"{i:05d}.tar").touch()
-    registration = register_through_sensor(postgres_instance, resources(shards, tmp_path / "store"),
+    registration = register_through_sensor(postgres_instance, definitions(shards, tmp_path / "store"),
+                                           resources(shards, tmp_path / "store"),
                                            LAION_400M_SHARDS)
     assert registration.error is None
     assert registration.registered == LAION_400M_SHARDS
@@ -64,7 +64,7 @@ def test_laion_400m_partitions_on_postgres(postgres_instance, tmp_path):
     assert keys[0] == "00000" and keys[-1] == "41407" and keys == sorted(keys)
     assert postgres_instance.get_materialized_partitions(AssetKey("person_boxes")) == set()
 
-    per_run = gpu_backfill_policy().max_partitions_per_run
+    per_run = settings_for(shards, tmp_path / "store").gpu.shards_per_run
     wanted = keys[20_000 : 20_000 + 4 * per_run + 3]
     graph = build_definitions(settings_for(shards, tmp_path / "store")).resolve_asset_graph()
     runs = backfill_runs(postgres_instance, graph, "person_boxes", wanted, str(Path(__file__).resolve().parents[1]))

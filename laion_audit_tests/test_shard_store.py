@@ -5,11 +5,16 @@ import stat
 import pyarrow as pa
 import pytest
 
+from laion_audit.shards.recipe import Recipe
 from laion_audit.shards.store import Provenance, ShardStore
 
 
-def _prov(shard="00000", code_version="v1", models=None, run_id="run-1"):
-    return Provenance(asset="things", shard=shard, code_version=code_version, run_id=run_id, models=models or {})
+def _recipe(code_version="v1", models=None, settings=None, upstream=None):
+    return Recipe("things", code_version, models or {}, settings or {}, upstream or {})
+
+
+def _prov(shard="00000", code_version="v1", models=None, run_id="run-1", **recipe):
+    return Provenance(_recipe(code_version, models, **recipe), shard, run_id)
 
 
 TABLE = pa.table({"key": ["a", "b"], "value": [1, 2]})
@@ -17,8 +22,10 @@ TABLE = pa.table({"key": ["a", "b"], "value": [1, 2]})
 
 def test_write_publishes_data_marker_and_provenance(tmp_path):
     store = ShardStore(str(tmp_path))
-    marker = store.write_table(_prov(models={"yolo": "abc"}), TABLE, marker_extra={"errors": 0})
+    marker = store.write_table(_prov(models={"yolo": "abc"}), TABLE, marker_extra={"errors": 7})
+    # Error counts come from the rows (a table without a status column has none), never from the caller.
     assert marker["rows"] == 2 and marker["errors"] == 0 and marker["models"] == {"yolo": "abc"}
+    assert marker["package_version"] == "0.1.0" and "git_commit" in marker
     table = store.read_table("things", "00000")
     assert table.column("code_version").to_pylist() == ["v1", "v1"]
     assert table.column("run_id").to_pylist() == ["run-1", "run-1"]
@@ -27,13 +34,32 @@ def test_write_publishes_data_marker_and_provenance(tmp_path):
     assert set(store.complete_shards("things")) == {"00000"}
 
 
-def test_completion_depends_on_code_version_and_model_fingerprints(tmp_path):
+def test_completion_depends_on_every_part_of_the_recipe(tmp_path):
     store = ShardStore(str(tmp_path))
-    store.write_table(_prov(models={"yolo": "abc"}), TABLE)
-    assert store.is_complete("things", "00000", "v1", {"yolo": "abc"})
-    assert not store.is_complete("things", "00000", "v2", {"yolo": "abc"})
-    assert not store.is_complete("things", "00000", "v1", {"yolo": "def"})
-    assert not store.is_complete("things", "00001", "v1", {"yolo": "abc"})
+    made = dict(models={"yolo": "abc"}, settings={"conf": 0.25}, upstream={"samples": "d1"})
+    store.write_table(_prov(**made), TABLE)
+    assert store.complete_marker(_recipe(**made), "00000") is not None
+    assert store.complete_marker(_recipe("v2", **made), "00000") is None
+    assert store.complete_marker(_recipe(**{**made, "models": {"yolo": "def"}}), "00000") is None
+    assert store.complete_marker(_recipe(**{**made, "settings": {"conf": 0.9}}), "00000") is None
+    assert store.complete_marker(_recipe(**{**made, "upstream": {"samples": "d2"}}), "00000") is None
+    assert store.complete_marker(_recipe(**made), "00001") is None
+
+
+def test_marker_counts_statuses_from_the_rows(tmp_path):
+    store = ShardStore(str(tmp_path))
+    table = pa.table({"key": list("abcde"), "status": ["ok", "error", "upstream_error", "error", "no_image"]})
+    marker = store.write_table(_prov(), table, marker_extra={"errors": 0})
+    assert marker["errors"] == 2 and marker["upstream_errors"] == 1
+    assert marker["status_counts"] == {"error": 2, "no_image": 1, "ok": 1, "upstream_error": 1}
+
+
+def test_data_version_changes_with_recipe_or_output(tmp_path):
+    store = ShardStore(str(tmp_path))
+    first = store.write_table(_prov(settings={"t": 1}), TABLE)["data_version"]
+    same_bytes_other_recipe = store.write_table(_prov(settings={"t": 2}), TABLE)["data_version"]
+    other_bytes = store.write_table(_prov(settings={"t": 2}), pa.table({"key": ["a"], "value": [9]}))["data_version"]
+    assert len({first, same_bytes_other_recipe, other_bytes}) == 3
 
 
 def test_a_failed_write_leaves_no_file_and_keeps_the_previous_version(tmp_path):

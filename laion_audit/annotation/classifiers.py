@@ -12,7 +12,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,23 @@ class ConsensusExamples:
     images: list
     labels: list[int]
     refs: list[tuple[str, str, int]]  # (shard, key, box_id)
+    # {shard: data version} of the vote shards used, and the shards left out because their boxes changed.
+    votes_versions: dict[str, str] = field(default_factory=dict)
+    skipped_stale: list[str] = field(default_factory=list)
 
 
 def consensus_examples(
     store: ShardStore, votes_asset: str, classes: tuple[str, ...], locate: Callable[[str], ShardSource]
 ) -> ConsensusExamples:
     examples = ConsensusExamples([], [], [])
-    for shard in sorted(store.complete_shards(votes_asset, restricted=True)):
+    for shard, marker in sorted(store.complete_shards(votes_asset, restricted=True).items()):
+        # Votes name boxes by box_id; if the boxes were recomputed since, the ids point at other people.
+        boxes_marker = store.read_marker("person_boxes", shard) or {}
+        recorded = (marker.get("recipe") or {}).get("upstream", {}).get("person_boxes")
+        if recorded is None or recorded != boxes_marker.get("data_version"):
+            examples.skipped_stale.append(shard)
+            continue
+        examples.votes_versions[shard] = marker["data_version"]
         votes = store.read_table(votes_asset, shard, restricted=True, columns=["key", "box_id", "consensus"])
         votes = votes.filter(pc.is_valid(votes["consensus"]))
         agreed = {(r["key"], r["box_id"]): r["consensus"] for r in votes.to_pylist()}
@@ -67,6 +77,7 @@ def train_from_consensus(
     recipe: Any,
     out_root: Path,
     *,
+    backbone_fingerprint: str | None = None,
     min_examples: int = 6,
 ) -> dict[str, Any]:
     from laion_audit.annotation.classifier_training import train_classifier
@@ -82,7 +93,9 @@ def train_from_consensus(
     result = train_classifier(model, preprocess, examples.images, examples.labels, list(classes), recipe)
     refs = {split: [list(examples.refs[i]) for i in indices] for split, indices in result.splits.items()}
     extra = {
-        "trained_on": {"n_examples": len(examples.labels), "class_counts": counts, "splits": refs},
+        "trained_on": {"n_examples": len(examples.labels), "class_counts": counts, "splits": refs,
+                       "votes_versions": examples.votes_versions},
+        "backbone_fingerprint": backbone_fingerprint,
         "best_epoch": result.best_epoch,
         "val_metrics": result.val_metrics,
         "test_metrics": result.test_metrics,

@@ -16,11 +16,21 @@ from laion_audit.audits.alt_text_scoring import add_hate_probabilities, score_al
 from laion_audit.defs.models import ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardStoreResource
-from laion_audit.defs.shard_runs import UpstreamNotReadyError, materialize_shards, require, write_shard
+from laion_audit.defs.shard_runs import (
+    UpstreamNotReadyError,
+    materialize_shards,
+    read_upstream,
+    upstream_version,
+    write_shard,
+)
 from laion_audit.audits.keyword_audit import keyword_audit as run_keyword_audit
 from laion_audit.audits.keyword_audit import render_keyword_audit_markdown
 from laion_audit.audits.word_lists import load_word_list
 from laion_audit.ops.settings import Settings
+from laion_audit.shards.lineage import code_version
+from laion_audit.shards.recipe import Recipe, word_list_setting
+
+ALT_TEXT_SCORES = "alt_text_scores"
 
 
 class AltTextScoresConfig(Config):
@@ -34,47 +44,69 @@ class AltTextScoresConfig(Config):
     force: bool = False
 
 
-@asset(
-    deps=["samples", weights_key("hate_speech")],
-    partitions_def=shard_partitions,
-    # The same chunking as `samples`, so shard_ingest_job backfills several shards per run.
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=Settings.from_env().max_partitions_per_run),
-    code_version="alt_text_scores-1",
-    group_name="alt_text",
-    kinds={"parquet"},
-    description="Per sample: VADER neg/neu/pos/compound and negative/positive flags (±0.05), crime-word matches "
-    "(word boundary, multi-word), NSFW keyword hits in TEXT and URL in substring and word modes. Text only.",
-)
-def alt_text_scores(
-    context: AssetExecutionContext,
-    config: AltTextScoresConfig,
-    shard_store: ShardStoreResource,
-    models: ModelsResource,
-) -> MaterializeResult:
-    store = shard_store.store()
-    crime, nsfw = load_word_list(config.crime_words), load_word_list(config.nsfw_keywords)
-    lists = {"crime_words": config.crime_words, "nsfw_keywords": config.nsfw_keywords}
-    hate = models.hate_speech() if config.hate_speech else None
-    model_versions = {"hate_speech": hate.fingerprint} if hate else {}
-
-    def compute(shard: str):
-        samples = require(store, "samples", shard)
-        table = score_alt_texts(samples, crime_terms=crime, nsfw_terms=nsfw,
-                                negative_threshold=config.negative_threshold,
-                                positive_threshold=config.positive_threshold, processes=config.processes)
-        if hate is not None:
-            table = add_hate_probabilities(table, samples, hate)
-        statuses = table.column("status").to_pylist()
-        return table, {"scored": statuses.count("ok"), "no_caption": statuses.count("no_caption"),
-                       "errors": statuses.count("error"), "lists": lists}
-
-    return materialize_shards(
-        context,
-        lambda shard: write_shard(context, store, shard, code_version="alt_text_scores-1", models=model_versions,
-                                  compute=lambda: compute(shard), force=config.force),
-        shard_errors=(UpstreamNotReadyError,),
-        totals=("rows", "scored", "no_caption", "errors"),
+def alt_text_recipe(config: AltTextScoresConfig, crime: list[str], nsfw: list[str], models: dict[str, str],
+                    samples_version: str) -> Recipe:
+    return Recipe(
+        ALT_TEXT_SCORES,
+        code_version(ALT_TEXT_SCORES),
+        models=models,
+        settings={
+            "crime_words": word_list_setting(config.crime_words, crime),
+            "nsfw_keywords": word_list_setting(config.nsfw_keywords, nsfw),
+            "negative_threshold": config.negative_threshold,
+            "positive_threshold": config.positive_threshold,
+            "hate_speech": config.hate_speech,
+        },
+        upstream={"samples": samples_version},
     )
+
+
+def build_alt_text_scores(settings: Settings):
+    @asset(
+        name=ALT_TEXT_SCORES,
+        deps=["samples", weights_key("hate_speech")],
+        partitions_def=shard_partitions,
+        # The same chunking as `samples`, so shard_ingest_job backfills several shards per run.
+        backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=settings.max_partitions_per_run),
+        code_version=code_version(ALT_TEXT_SCORES),
+        group_name="alt_text",
+        kinds={"parquet"},
+        description="Per sample: VADER neg/neu/pos/compound and negative/positive flags (±0.05), crime-word "
+        "matches (word boundary, multi-word), NSFW keyword hits in TEXT and URL in substring and word modes. "
+        "Text only.",
+    )
+    def alt_text_scores(
+        context: AssetExecutionContext,
+        config: AltTextScoresConfig,
+        shard_store: ShardStoreResource,
+        models: ModelsResource,
+    ):
+        store = shard_store.store()
+        crime, nsfw = load_word_list(config.crime_words), load_word_list(config.nsfw_keywords)
+        hate = models.hate_speech() if config.hate_speech else None
+        model_versions = {"hate_speech": hate.fingerprint} if hate else {}
+
+        def process(shard: str):
+            samples_version = upstream_version(store, "samples", shard)
+            recipe = alt_text_recipe(config, crime, nsfw, model_versions, samples_version)
+
+            def compute():
+                samples = read_upstream(store, "samples", shard, samples_version)
+                table = score_alt_texts(samples, crime_terms=crime, nsfw_terms=nsfw,
+                                        negative_threshold=config.negative_threshold,
+                                        positive_threshold=config.positive_threshold, processes=config.processes)
+                if hate is not None:
+                    table = add_hate_probabilities(table, samples, hate)
+                return table, {}
+
+            return write_shard(context, store, shard, recipe, compute, force=config.force)
+
+        yield from materialize_shards(
+            context, process, shard_errors=(UpstreamNotReadyError,),
+            totals=("rows", "errors", "upstream_errors"), single_shard_metadata=("status_counts",),
+        )
+
+    return alt_text_scores
 
 
 class KeywordAuditConfig(Config):

@@ -12,6 +12,7 @@ from dagster import (
     AssetSelection,
     Config,
     DataVersion,
+    Definitions,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -31,76 +32,87 @@ from laion_audit.defs.gpu import GPU_POOL, GPU_RETRY_POLICY, gpu_backfill_policy
 from laion_audit.defs.models import MEMBER_ROLES, ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
-from laion_audit.defs.shard_runs import UpstreamNotReadyError, materialize_shards, require, write_shard
+from laion_audit.defs.shard_runs import (
+    UpstreamNotReadyError,
+    materialize_shards,
+    read_upstream,
+    upstream_version,
+    write_shard,
+)
 from laion_audit.annotation.person_annotation import caption_shard, label_shard, vote_shard
 from laion_audit.annotation.detection import DEFAULT_MIN_SIDE, detect_shard
+from laion_audit.models.registry import profile_default
+from laion_audit.ops.code_identity import code_identity_tags
 from laion_audit.ops.settings import Settings
+from laion_audit.shards.lineage import code_version
 from laion_audit.shards.reader import ShardReadError
+from laion_audit.shards.recipe import Recipe
 from laion_audit.shards.sources import ShardNotFoundError
 
-_settings = Settings.from_env()
-_TINY = _settings.model_profile == "tiny"
+# Failures that no retry can heal: the shard fails at once, named, and the others go on.
 SHARD_ERRORS = (UpstreamNotReadyError, ShardReadError, ShardNotFoundError)
-GPU_ASSET = dict(
-    partitions_def=shard_partitions,
-    op_tags=gpu_op_tags(),
-    pool=GPU_POOL,
-    backfill_policy=gpu_backfill_policy(),
-    retry_policy=GPU_RETRY_POLICY,
-    kinds={"pytorch", "parquet"},
-)
+BOXES = "person_boxes"
 
 
 class PersonBoxesConfig(Config):
     conf: float = 0.25
     iou: float = 0.7
     imgsz: int = 640
-    # 300 is ultralytics' default; a random-weight tiny detector fires everywhere, so it is capped there.
-    max_det: int = 4 if _TINY else 300
+    # None: the profile's value (ultralytics' 300 for real weights; 4 for the tiny random detector).
+    max_det: int | None = None
     min_side: float = DEFAULT_MIN_SIDE
     batch_size: int = 16
     force: bool = False
 
 
-@asset(
-    deps=["samples", weights_key("detector")],
-    code_version="person_boxes-1",
-    group_name="annotation",
-    description="YOLO11 person boxes (class 0) per sample: xyxy in original pixels, confidence, area fraction, "
-    "valid = min side >= 30 px. One row per box, or one row saying why a sample has none.",
-    **GPU_ASSET,
-)
-def person_boxes(
-    context: AssetExecutionContext,
-    config: PersonBoxesConfig,
-    shard_store: ShardStoreResource,
-    shard_inputs: ShardInputsResource,
-    models: ModelsResource,
-) -> MaterializeResult:
-    store = shard_store.store()
-    detector = models.detector(conf=config.conf, iou=config.iou, imgsz=config.imgsz, max_det=config.max_det)
+def shard_recipe(asset: str, models: dict[str, str], settings: dict, upstream: dict[str, str]) -> Recipe:
+    return Recipe(asset, code_version(asset), models=models, settings=settings, upstream=upstream)
 
-    def compute(shard: str):
-        table = detect_shard(shard_inputs.locate(shard), require(store, "samples", shard), detector,
-                             min_side=config.min_side, batch_size=config.batch_size)
-        boxes = table.filter(table["box_id"].is_valid())
-        return table, {
-            "persons": boxes.num_rows,
-            "valid_persons": sum(boxes.column("valid").to_pylist()),
-            "errors": sum(1 for s in table.column("status").to_pylist() if s not in ("ok", "no_image")),
-            "settings": config.model_dump(exclude={"force"}),
-        }
 
-    return materialize_shards(
-        context,
-        lambda shard: write_shard(context, store, shard, code_version="person_boxes-1",
-                                  models={"detector": detector.fingerprint}, compute=lambda: compute(shard),
-                                  force=config.force),
-        shard_errors=SHARD_ERRORS,
-        totals=("rows", "persons", "valid_persons", "errors"),
-        extra_metadata={"model": detector.name, "weights_sha256": detector.fingerprint[:16],
-                        "random_weights": detector.random_weights},
+def _person_boxes(gpu_asset: dict):
+    @asset(
+        name=BOXES,
+        deps=["samples", weights_key("detector")],
+        code_version=code_version(BOXES),
+        group_name="annotation",
+        description="YOLO11 person boxes (class 0) per sample: xyxy in original pixels, confidence, area "
+        "fraction, valid = min side >= 30 px. One row per box, or one row saying why a sample has none.",
+        **gpu_asset,
     )
+    def person_boxes(
+        context: AssetExecutionContext,
+        config: PersonBoxesConfig,
+        shard_store: ShardStoreResource,
+        shard_inputs: ShardInputsResource,
+        models: ModelsResource,
+    ):
+        store = shard_store.store()
+        max_det = profile_default(models.profile, "max_det", config.max_det)
+        detector = models.detector(conf=config.conf, iou=config.iou, imgsz=config.imgsz, max_det=max_det)
+        detection_settings = {**config.model_dump(exclude={"force", "batch_size"}), "max_det": max_det}
+
+        def process(shard: str):
+            samples_version = upstream_version(store, "samples", shard)
+            recipe = shard_recipe(BOXES, {"detector": detector.fingerprint}, detection_settings,
+                                  {"samples": samples_version})
+
+            def compute():
+                table = detect_shard(shard_inputs.locate(shard), read_upstream(store, "samples", shard,
+                                                                               samples_version),
+                                     detector, min_side=config.min_side, batch_size=config.batch_size)
+                boxes = table.filter(table["box_id"].is_valid())
+                return table, {"persons": boxes.num_rows, "valid_persons": sum(boxes.column("valid").to_pylist())}
+
+            return write_shard(context, store, shard, recipe, compute, force=config.force)
+
+        yield from materialize_shards(
+            context, process, shard_errors=SHARD_ERRORS,
+            totals=("rows", "persons", "valid_persons", "errors", "upstream_errors"),
+            extra_metadata={"model": detector.name, "weights_sha256": detector.fingerprint[:16],
+                            "random_weights": detector.random_weights},
+        )
+
+    return person_boxes
 
 
 class VotesConfig(Config):
@@ -111,18 +123,18 @@ class VotesConfig(Config):
     force: bool = False
 
 
-def _votes_asset(question: str):
+def _votes_asset(question: str, gpu_asset: dict):
     name = f"{question}_votes"
 
     @asset(
         name=name,
-        deps=["person_boxes", *(weights_key(role) for role in MEMBER_ROLES)],
-        code_version="votes-1",
+        deps=[BOXES, *(weights_key(role) for role in MEMBER_ROLES)],
+        code_version=code_version(name),
         group_name="annotation",
         description=f"MLLM-ensemble {question} votes on a seeded sample of valid person crops: each member "
         "prompted as in Girrbach et al. (shuffled lettered options, greedy, 5 new tokens), every raw answer kept, "
         "consensus by a configurable rule. Restricted storage.",
-        **GPU_ASSET,
+        **gpu_asset,
     )
     def _votes(
         context: AssetExecutionContext,
@@ -130,53 +142,50 @@ def _votes_asset(question: str):
         shard_store: ShardStoreResource,
         shard_inputs: ShardInputsResource,
         models: ModelsResource,
-    ) -> MaterializeResult:
+    ):
         store = shard_store.store()
-        members = [models.vlm(role) for role in MEMBER_ROLES]
+        members = {role: models.vlm(role) for role in MEMBER_ROLES}
+        vote_settings = config.model_dump(exclude={"force", "batch_size"})
 
-        def compute(shard: str):
-            table = vote_shard(shard_inputs.locate(shard), require(store, "person_boxes", shard), members, question,
-                               sample_size=config.sample_size, seed=config.seed, rule=config.consensus_rule,
-                               batch_size=config.batch_size)
-            crops = table.num_rows // len(members)
-            agreed = len({(r["key"], r["box_id"]) for r in table.to_pylist() if r["consensus"] is not None})
-            return table, {"crops": crops, "consensus_crops": agreed, "errors": 0,
-                           "sampling": {"sample_size": config.sample_size, "seed": config.seed},
-                           "consensus_rule": config.consensus_rule}
+        def process(shard: str):
+            boxes_version = upstream_version(store, BOXES, shard)
+            recipe = shard_recipe(name, {role: m.fingerprint for role, m in members.items()}, vote_settings,
+                                  {BOXES: boxes_version})
 
-        return materialize_shards(
-            context,
-            lambda shard: write_shard(context, store, shard, code_version="votes-1",
-                                      models={m.name: m.fingerprint for m in members},
-                                      compute=lambda: compute(shard), restricted=True, force=config.force),
-            shard_errors=SHARD_ERRORS,
-            totals=("crops", "consensus_crops"),
-        )
+            def compute():
+                table = vote_shard(shard_inputs.locate(shard), read_upstream(store, BOXES, shard, boxes_version),
+                                   list(members.values()), question, sample_size=config.sample_size,
+                                   seed=config.seed, rule=config.consensus_rule, batch_size=config.batch_size)
+                crops = table.num_rows // len(members)
+                agreed = len({(r["key"], r["box_id"]) for r in table.to_pylist() if r["consensus"] is not None})
+                return table, {"crops": crops, "consensus_crops": agreed}
+
+            return write_shard(context, store, shard, recipe, compute, restricted=True, force=config.force)
+
+        yield from materialize_shards(context, process, shard_errors=SHARD_ERRORS,
+                                      totals=("crops", "consensus_crops"))
 
     return _votes
 
 
-gender_votes = _votes_asset("gender")
-race_votes = _votes_asset("race")
-
-
 class ClassifierConfig(Config):
-    epochs: int = 3 if _TINY else 10
-    lr: float = 1e-3 if _TINY else 1e-5
+    # None: the profile's value (paper: 10 epochs at 1e-5; tiny: 3 at 1e-3).
+    epochs: int | None = None
+    lr: float | None = None
     batch_size: int = 32
     seed: int = 0
     import_checkpoint: str | None = None
 
 
-def _classifier_asset(question: str, classes: tuple[str, ...]):
+def _classifier_asset(question: str, classes: tuple[str, ...], settings: Settings):
     name = f"{question}_classifier"
 
     @asset(
         name=name,
-        deps=[f"{question}_votes", "person_boxes", weights_key("classifier_backbone")],
-        code_version="classifier-1",
+        deps=[f"{question}_votes", BOXES, weights_key("classifier_backbone")],
+        code_version="classifier-2",
         group_name="models",
-        op_tags=gpu_op_tags(),
+        op_tags=gpu_op_tags(settings.gpu),
         pool=GPU_POOL,
         kinds={"pytorch"},
         description=f"{question.capitalize()} classifier: open_clip image tower + linear head fine-tuned on the "
@@ -197,12 +206,18 @@ def _classifier_asset(question: str, classes: tuple[str, ...]):
             published = import_checkpoint(Path(config.import_checkpoint), out_root, classes)
         else:
             examples = consensus_examples(shard_store.store(), f"{question}_votes", classes, shard_inputs.locate)
-            recipe = TrainingRecipe(batch_size=config.batch_size, epochs=config.epochs, lr=config.lr,
-                                    min_lr=config.lr / 10, seed=config.seed)
+            if examples.skipped_stale:
+                context.log.warning(f"{len(examples.skipped_stale)} vote shards were computed on boxes that have "
+                                    "since changed and were left out; re-materialize them to use them")
+            epochs = profile_default(models.profile, "classifier_epochs", config.epochs)
+            lr = profile_default(models.profile, "classifier_lr", config.lr)
+            recipe = TrainingRecipe(batch_size=config.batch_size, epochs=epochs, lr=lr, min_lr=lr / 10,
+                                    seed=config.seed)
             backbone = models.resolve("classifier_backbone")
             reference = f"local-dir:{backbone.path}" if backbone.path.is_dir() else str(backbone.path)
             try:
-                published = train_from_consensus(examples, classes, reference, recipe, out_root)
+                published = train_from_consensus(examples, classes, reference, recipe, out_root,
+                                                 backbone_fingerprint=backbone.fingerprint)
             except NotEnoughConsensusError as exc:
                 raise Failure(description=str(exc)) from exc
         meta = published["meta"]
@@ -228,8 +243,6 @@ def _classifier_asset(question: str, classes: tuple[str, ...]):
     return _classifier
 
 
-gender_classifier = _classifier_asset("gender", GENDER_CLASSES)
-race_classifier = _classifier_asset("race", RACE_CLASSES)
 
 
 class LabelsConfig(Config):
@@ -239,17 +252,18 @@ class LabelsConfig(Config):
     force: bool = False
 
 
-def _labels_asset(question: str, classes: tuple[str, ...]):
+def _labels_asset(question: str, classes: tuple[str, ...], gpu_asset: dict):
     name = f"{question}_labels"
+    classifier_role = f"{question}_classifier"
 
     @asset(
         name=name,
-        deps=["person_boxes", f"{question}_classifier"],
-        code_version="labels-1",
+        deps=[BOXES, classifier_role],
+        code_version=code_version(name),
         group_name="annotation",
         description=f"Perceived {question} per valid person from the trained classifier, probabilities kept. "
         "Restricted storage; no row-level values in logs or metadata.",
-        **GPU_ASSET,
+        **gpu_asset,
     )
     def _labels(
         context: AssetExecutionContext,
@@ -257,93 +271,114 @@ def _labels_asset(question: str, classes: tuple[str, ...]):
         shard_store: ShardStoreResource,
         shard_inputs: ShardInputsResource,
         models: ModelsResource,
-    ) -> MaterializeResult:
+    ):
         store = shard_store.store()
-        folder, fingerprint = current_checkpoint(models.trained_root(f"{question}_classifier"))
-        classifier = models.classifier(folder, fingerprint, f"{question}_classifier")
+        folder, fingerprint = current_checkpoint(models.trained_root(classifier_role))
+        classifier = models.classifier(folder, fingerprint, classifier_role)
+        backbone = models.current_models().classifier_meta(classifier_role).get("backbone_fingerprint")
+        label_settings = {"abstain_threshold": config.abstain_threshold}
 
-        def compute(shard: str):
-            table = label_shard(shard_inputs.locate(shard), require(store, "person_boxes", shard), classifier,
-                                classes, abstain_threshold=config.abstain_threshold, batch_size=config.batch_size)
-            persons = table.filter(table["box_id"].is_valid()).num_rows
-            return table, {"persons": persons, "errors": 0, "abstain_threshold": config.abstain_threshold}
+        def process(shard: str):
+            boxes_version = upstream_version(store, BOXES, shard)
+            recipe = shard_recipe(name, {classifier_role: fingerprint}, label_settings, {BOXES: boxes_version})
 
-        return materialize_shards(
-            context,
-            lambda shard: write_shard(context, store, shard, code_version="labels-1",
-                                      models={name.replace("labels", "classifier"): fingerprint},
-                                      compute=lambda: compute(shard), restricted=True, force=config.force),
-            shard_errors=SHARD_ERRORS,
-            totals=("rows", "persons"),
-            extra_metadata={"classifier_sha256": fingerprint[:16]},
-        )
+            def compute():
+                table = label_shard(shard_inputs.locate(shard), read_upstream(store, BOXES, shard, boxes_version),
+                                    classifier, classes, abstain_threshold=config.abstain_threshold,
+                                    batch_size=config.batch_size)
+                return table, {"persons": table.filter(table["box_id"].is_valid()).num_rows,
+                               "classifier_backbone": backbone}
+
+            return write_shard(context, store, shard, recipe, compute, restricted=True, force=config.force)
+
+        yield from materialize_shards(context, process, shard_errors=SHARD_ERRORS,
+                                      totals=("rows", "persons", "errors", "upstream_errors"),
+                                      extra_metadata={"classifier_sha256": fingerprint[:16]})
 
     return _labels
 
 
-gender_labels = _labels_asset("gender", GENDER_CLASSES)
-race_labels = _labels_asset("race", RACE_CLASSES)
-
-
 class CaptionsConfig(Config):
-    max_new_tokens: int = 24 if _TINY else 256
+    # None: the profile's value (paper: 256; tiny: 24).
+    max_new_tokens: int | None = None
     batch_size: int = 8
     force: bool = False
 
 
-@asset(
-    deps=["person_boxes", weights_key("captioner")],
-    code_version="person_captions-1",
-    group_name="annotation",
-    description="InternVL3 person-centric captions: the full image with a red 3-px box around the person, the "
-    "paper's prompt, greedy decoding.",
-    **GPU_ASSET,
-)
-def person_captions(
-    context: AssetExecutionContext,
-    config: CaptionsConfig,
-    shard_store: ShardStoreResource,
-    shard_inputs: ShardInputsResource,
-    models: ModelsResource,
-) -> MaterializeResult:
-    store = shard_store.store()
-    captioner = models.vlm("captioner")
-
-    def compute(shard: str):
-        table = caption_shard(shard_inputs.locate(shard), require(store, "person_boxes", shard), captioner,
-                              max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
-        return table, {"captions": table.filter(table["box_id"].is_valid()).num_rows, "errors": 0,
-                       "max_new_tokens": config.max_new_tokens}
-
-    return materialize_shards(
-        context,
-        lambda shard: write_shard(context, store, shard, code_version="person_captions-1",
-                                  models={"captioner": captioner.fingerprint}, compute=lambda: compute(shard),
-                                  force=config.force),
-        shard_errors=SHARD_ERRORS,
-        totals=("rows", "captions"),
-        extra_metadata={"model": captioner.name, "weights_sha256": captioner.fingerprint[:16],
-                        "random_weights": captioner.random_weights},
+def _person_captions(gpu_asset: dict):
+    @asset(
+        name="person_captions",
+        deps=[BOXES, weights_key("captioner")],
+        code_version=code_version("person_captions"),
+        group_name="annotation",
+        description="InternVL3 person-centric captions: the full image with a red 3-px box around the person, "
+        "the paper's prompt, greedy decoding.",
+        **gpu_asset,
     )
+    def person_captions(
+        context: AssetExecutionContext,
+        config: CaptionsConfig,
+        shard_store: ShardStoreResource,
+        shard_inputs: ShardInputsResource,
+        models: ModelsResource,
+    ):
+        store = shard_store.store()
+        captioner = models.vlm("captioner")
+        max_new_tokens = profile_default(models.profile, "caption_max_new_tokens", config.max_new_tokens)
+
+        def process(shard: str):
+            boxes_version = upstream_version(store, BOXES, shard)
+            recipe = shard_recipe("person_captions", {"captioner": captioner.fingerprint},
+                                  {"max_new_tokens": max_new_tokens}, {BOXES: boxes_version})
+
+            def compute():
+                table = caption_shard(shard_inputs.locate(shard), read_upstream(store, BOXES, shard, boxes_version),
+                                      captioner, max_new_tokens=max_new_tokens, batch_size=config.batch_size)
+                return table, {"captions": table.filter(table["box_id"].is_valid()).num_rows}
+
+            return write_shard(context, store, shard, recipe, compute, force=config.force)
+
+        yield from materialize_shards(
+            context, process, shard_errors=SHARD_ERRORS, totals=("rows", "captions", "errors", "upstream_errors"),
+            extra_metadata={"model": captioner.name, "weights_sha256": captioner.fingerprint[:16],
+                            "random_weights": captioner.random_weights},
+        )
+
+    return person_captions
 
 
-annotation_assets = [person_boxes, gender_votes, race_votes, gender_classifier, race_classifier, gender_labels,
-                     race_labels, person_captions]
-
-person_detection_job = define_asset_job(
-    "person_detection_job",
-    selection=AssetSelection.assets(person_boxes, gender_votes, race_votes),
-    partitions_def=shard_partitions,
-    description="GPU: person boxes and the MLLM-ensemble votes, per shard.",
-)
-classifier_training_job = define_asset_job(
-    "classifier_training_job",
-    selection=AssetSelection.assets(gender_classifier, race_classifier),
-    description="Train (or import) the gender and race classifiers from the consensus votes.",
-)
-person_labels_job = define_asset_job(
-    "person_labels_job",
-    selection=AssetSelection.assets(gender_labels, race_labels, person_captions),
-    partitions_def=shard_partitions,
-    description="GPU: demographic labels and person-centric captions, per shard.",
-)
+def build_annotation_defs(settings: Settings) -> Definitions:
+    """Every GPU step carries the cluster's op tags, the `gpu` pool and the multi-shard backfill policy."""
+    gpu_asset = dict(
+        partitions_def=shard_partitions,
+        op_tags=gpu_op_tags(settings.gpu),
+        pool=GPU_POOL,
+        backfill_policy=gpu_backfill_policy(settings.gpu),
+        retry_policy=GPU_RETRY_POLICY,
+        kinds={"pytorch", "parquet"},
+    )
+    assets = [
+        _person_boxes(gpu_asset),
+        _votes_asset("gender", gpu_asset),
+        _votes_asset("race", gpu_asset),
+        _classifier_asset("gender", GENDER_CLASSES, settings),
+        _classifier_asset("race", RACE_CLASSES, settings),
+        _labels_asset("gender", GENDER_CLASSES, gpu_asset),
+        _labels_asset("race", RACE_CLASSES, gpu_asset),
+        _person_captions(gpu_asset),
+    ]
+    tags = code_identity_tags()
+    jobs = [
+        define_asset_job(
+            "person_detection_job", selection=AssetSelection.assets(BOXES, "gender_votes", "race_votes"),
+            partitions_def=shard_partitions, tags=tags,
+            description="GPU: person boxes and the MLLM-ensemble votes, per shard."),
+        define_asset_job(
+            "classifier_training_job", selection=AssetSelection.assets("gender_classifier", "race_classifier"),
+            tags=tags, description="Train (or import) the gender and race classifiers from the consensus votes."),
+        define_asset_job(
+            "person_labels_job", selection=AssetSelection.assets("gender_labels", "race_labels", "person_captions"),
+            partitions_def=shard_partitions, tags=tags,
+            description="GPU: demographic labels and person-centric captions, per shard."),
+    ]
+    return Definitions(assets=assets, jobs=jobs)

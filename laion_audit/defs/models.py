@@ -75,6 +75,12 @@ class ModelsResource(ConfigurableResource):
     def trained_root(self, asset: str) -> Path:
         return Path(self.trained_dir) / asset
 
+    def current_models(self):
+        """What every model role (staged weights and trained classifiers) is now, for the staleness test."""
+        from laion_audit.models.current import CurrentModels
+
+        return CurrentModels(self.registry(), self.trained_dir)
+
 
 def _weights_source(role: str):
     @observable_source_asset(

@@ -1,51 +1,58 @@
-"""The loop every shard-partitioned asset shares: one or many shards per run, skip the complete ones,
-finish the good shards even when one fails, and report lean per-run metadata.
+"""The loop every shard-partitioned asset shares: one or many shards per run, skip the shards complete for
+this recipe, finish the good shards even when one fails, and report per-shard data versions.
 
 A Dagster run is all-or-nothing, so with BackfillPolicy.multi_run a run over 8 shards that fails on the 7th
-would otherwise redo all 8; the completion markers make the retry cheap and this loop makes the failure name
-the file that caused it.
+would otherwise redo all 8 and report none. Here every finished shard is reported as materialized (with its own
+data version) before the run fails naming the shards that did not finish, and completion markers make the
+retry cheap. A failure that cannot heal by retrying (a missing or unreadable input) fails without retries;
+anything else (CUDA out of memory, an evicted pod, a storage hiccup) keeps the asset's retry policy.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue
 import pyarrow as pa
+from dagster import (
+    AssetExecutionContext,
+    AssetMaterialization,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+)
 
+from laion_audit.ops.code_identity import code_identity_tags
+from laion_audit.shards.recipe import Recipe
 from laion_audit.shards.store import Provenance, ShardStore
+
+DATA_VERSION_TAG = "dagster/data_version"  # the event tag Dagster reads a data version from
 
 
 class UpstreamNotReadyError(RuntimeError):
-    """An upstream shard file is missing or incomplete; only this shard fails."""
+    """An upstream shard file is missing or incomplete; only this shard fails, and retrying will not help."""
 
 
-def require(store: ShardStore, asset: str, shard: str, restricted: bool = False) -> pa.Table:
-    if store.read_marker(asset, shard, restricted) is None:
+class UpstreamChangedError(RuntimeError):
+    """An upstream shard was republished while this shard read it; a retry reads the new version."""
+
+
+def upstream_version(store: ShardStore, asset: str, shard: str, restricted: bool = False) -> str:
+    """The data version of an upstream partition, from its completion marker."""
+    marker = store.read_marker(asset, shard, restricted)
+    if marker is None:
         raise UpstreamNotReadyError(f"{asset} is not complete for shard {shard}; materialize it first")
-    return store.read_table(asset, shard, restricted)
+    if "data_version" not in marker:
+        raise UpstreamNotReadyError(f"{asset} shard {shard} was written before recipes existed; re-materialize it")
+    return marker["data_version"]
 
 
-def write_shard(
-    context: AssetExecutionContext,
-    store: ShardStore,
-    shard: str,
-    *,
-    code_version: str,
-    models: dict[str, str],
-    compute: Callable[[], tuple[pa.Table, dict[str, Any]]],
-    restricted: bool = False,
-    force: bool = False,
-) -> "ShardOutcome":
-    """Skip the shard if complete for these versions, else compute its table and publish it atomically."""
-    asset = context.asset_key.to_user_string()
-    if not force and store.is_complete(asset, shard, code_version, models, restricted):
-        marker = store.read_marker(asset, shard, restricted) or {}
-        return ShardOutcome(shard, True, marker, store.data_url(asset, shard, restricted))
-    table, extra = compute()
-    provenance = Provenance(asset, shard, code_version, context.run.run_id, models)
-    marker = store.write_table(provenance, table, restricted=restricted, marker_extra=extra)
-    return ShardOutcome(shard, False, marker, store.data_url(asset, shard, restricted))
+def read_upstream(store: ShardStore, asset: str, shard: str, version: str, restricted: bool = False) -> pa.Table:
+    """Read an upstream shard table, making sure it is still the version the recipe names."""
+    table = store.read_table(asset, shard, restricted)
+    if upstream_version(store, asset, shard, restricted) != version:
+        raise UpstreamChangedError(f"{asset} shard {shard} changed while it was being read")
+    return table
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,42 @@ class ShardOutcome:
     path: str | None = None
 
 
+def write_shard(
+    context: AssetExecutionContext,
+    store: ShardStore,
+    shard: str,
+    recipe: Recipe,
+    compute: Callable[[], tuple[pa.Table, dict[str, Any]]],
+    *,
+    restricted: bool = False,
+    force: bool = False,
+) -> ShardOutcome:
+    """Skip the shard if complete for this recipe, else compute its table and publish it atomically."""
+    if not force and (marker := store.complete_marker(recipe, shard, restricted)) is not None:
+        return ShardOutcome(shard, True, marker, store.data_url(recipe.asset, shard, restricted))
+    table, extra = compute()
+    marker = store.write_table(Provenance(recipe, shard, context.run.run_id), table, restricted=restricted,
+                               marker_extra=extra)
+    return ShardOutcome(shard, False, marker, store.data_url(recipe.asset, shard, restricted))
+
+
+def _shard_metadata(outcome: ShardOutcome, names: Sequence[str]) -> dict[str, Any]:
+    marker = outcome.marker
+    metadata: dict[str, Any] = {
+        "rows": marker.get("rows"),
+        "errors": marker.get("errors"),
+        "recipe_sha256": str(marker.get("recipe_sha256", ""))[:16],
+        "skipped_complete": outcome.skipped,
+    }
+    if outcome.path:
+        metadata["path"] = MetadataValue.path(outcome.path)
+    for name in names:
+        value = marker.get(name)
+        if value is not None:
+            metadata[name] = MetadataValue.json(value) if isinstance(value, dict | list) else value
+    return {k: v for k, v in metadata.items() if v is not None}
+
+
 def materialize_shards(
     context: AssetExecutionContext,
     process: Callable[[str], ShardOutcome],
@@ -64,14 +107,16 @@ def materialize_shards(
     totals: Sequence[str] = ("rows", "errors"),
     single_shard_metadata: Sequence[str] = (),
     extra_metadata: dict[str, Any] | None = None,
-) -> MaterializeResult:
-    """Run ``process`` for each partition key of the run and turn the outcomes into one MaterializeResult.
+) -> Iterator[MaterializeResult | AssetMaterialization]:
+    """Run ``process`` for each partition key of the run; yield what Dagster should record.
 
-    Exceptions of the types in ``shard_errors`` fail only their shard (reported at the end, naming the cause);
-    anything else is a bug or an infrastructure fault and fails the run at once.
+    ``shard_errors`` are the exceptions that fail one shard and cannot heal on retry: the loop goes on with the
+    next shard. Anything else stops the loop (the next shard would likely hit it too) and keeps the retry
+    policy. Either way the shards finished before the failure are reported as materialized.
     """
     outcomes: list[ShardOutcome] = []
     failures: list[str] = []
+    transient: BaseException | None = None
     for key in context.partition_keys:
         try:
             outcome = process(key)
@@ -79,28 +124,37 @@ def materialize_shards(
             context.log.error(f"shard {key} failed: {exc}")
             failures.append(f"shard {key}: {exc}")
             continue
+        except Exception as exc:  # noqa: BLE001 - reported with the finished shards, then re-raised
+            context.log.error(f"shard {key} failed ({type(exc).__name__}); stopping this run so it can be retried")
+            transient = exc
+            break
         counts = ", ".join(f"{name} {outcome.marker.get(name)}" for name in totals)
         context.log.info(f"shard {key}: {counts}" + (" (already complete, skipped)" if outcome.skipped else ""))
         outcomes.append(outcome)
-    if failures:
+
+    tags = code_identity_tags()
+    if failures or transient is not None:
+        for outcome in outcomes:
+            yield AssetMaterialization(
+                asset_key=context.asset_key, partition=outcome.shard,
+                metadata=_shard_metadata(outcome, single_shard_metadata),
+                tags={**tags, DATA_VERSION_TAG: outcome.marker["data_version"]},
+            )
+        if transient is not None:
+            raise transient
         raise Failure(
             description="; ".join(failures),
             metadata={"failed_shards": len(failures), "completed_shards": len(outcomes)},
+            allow_retries=False,
         )
 
+    for outcome in outcomes:
+        context.add_asset_metadata(_shard_metadata(outcome, single_shard_metadata), partition_key=outcome.shard)
     metadata: dict[str, Any] = {
         "shards": len(outcomes),
-        "skipped_complete": sum(o.skipped for o in outcomes),
-        **{name: sum(o.marker.get(name) or 0 for o in outcomes) for name in totals},
+        "shards_skipped_complete": sum(o.skipped for o in outcomes),
+        **{f"total_{name}": sum(o.marker.get(name) or 0 for o in outcomes) for name in totals},
         **(extra_metadata or {}),
     }
-    if len(outcomes) != 1:
-        return MaterializeResult(metadata=metadata)
-    only = outcomes[0]
-    if only.path:
-        metadata["path"] = MetadataValue.path(only.path)
-    for name in single_shard_metadata:
-        value = only.marker.get(name)
-        if value is not None:
-            metadata[name] = MetadataValue.json(value) if isinstance(value, dict | list) else value
-    return MaterializeResult(metadata=metadata, data_version=DataVersion(only.marker["data_sha256"][:16]))
+    data_version = DataVersion(outcomes[0].marker["data_version"]) if len(outcomes) == 1 else None
+    yield MaterializeResult(metadata=metadata, data_version=data_version, tags=tags)

@@ -11,7 +11,6 @@ Importing this module is cheap (no torch): the Dagster code server and sensors i
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -67,6 +66,19 @@ TINY = (
 )
 
 PROFILES = {"paper": PAPER, "tiny": TINY}
+
+# Run-config defaults that depend on the profile. A random-weight tiny detector fires everywhere, so its boxes
+# are capped; tiny models train and caption in seconds. A config value left at None takes the profile's value,
+# and the effective value is what a recipe records.
+PROFILE_DEFAULTS = {
+    "paper": {"max_det": 300, "classifier_epochs": 10, "classifier_lr": 1e-5, "caption_max_new_tokens": 256},
+    "tiny": {"max_det": 4, "classifier_epochs": 3, "classifier_lr": 1e-3, "caption_max_new_tokens": 24},
+}
+
+
+def profile_default(profile: str, name: str, value=None):
+    """``value`` when set, else the profile's default for ``name``."""
+    return PROFILE_DEFAULTS[profile][name] if value is None else value
 STAGE_COMMAND = {
     "tiny": "laion-audit models init-tiny {dir}",
     "paper": "laion-audit models fetch --profile paper {dir}  (on a connected machine, then copy the folder)",
@@ -82,10 +94,6 @@ class ResolvedModel:
     @property
     def name(self) -> str:
         return self.entry.source if not self.entry.random_weights else f"{self.entry.role}:{self.entry.path}"
-
-
-def models_dir_from_env(profile: str) -> Path:
-    return Path(os.environ.get("LAION_AUDIT_MODELS_DIR", Path.cwd() / ".laion_audit" / "models" / profile))
 
 
 def _stat_signature(path: Path) -> tuple:

@@ -48,6 +48,23 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
     return 0 if sample is not None or lines else 1
 
 
+def _cmd_stale(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from laion_audit.ops.settings import Settings
+    from laion_audit.ops.stale import run_stale, stale_report
+
+    settings = Settings.from_env()
+    with DagsterInstance.get() as instance:
+        summary = stale_report(settings, instance, args.asset, print)
+        if not args.run:
+            return 0
+        if not any(counts["stale"] or counts["missing"] for counts in summary.values()):
+            print("nothing to recompute")
+            return 0
+        return 0 if run_stale(settings, instance, print) else 1
+
+
 def _cmd_models_init_tiny(args: argparse.Namespace) -> int:
     from laion_audit.models.tiny import init_tiny_models
 
@@ -115,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     provenance.add_argument("key", help="sample key as in the samples table, e.g. 000030004")
     provenance.add_argument("--store", help="store root (default: $LAION_AUDIT_STORE or $LAION_AUDIT_HOME/store)")
     provenance.set_defaults(func=_cmd_provenance)
+
+    stale = commands.add_parser(
+        "stale", help="per-shard outputs that are missing or stale (a model, upstream partition, code version or "
+        "shard file changed), with reasons; --run recomputes them (instance at $DAGSTER_HOME)")
+    stale.add_argument("--asset", action="append", help="limit to this asset (repeatable)")
+    stale.add_argument("--run", action="store_true", help="launch range runs for stale and missing partitions")
+    stale.set_defaults(func=_cmd_stale)
     return parser
 
 

@@ -61,17 +61,17 @@ def demo_settings(workdir: Path) -> Settings:
         register_batch=1000,
         max_partitions_per_run=8,
         model_profile="tiny",
+        settle_seconds=0,  # the demo wrote the shards itself: they are complete
     )
 
 
-def _register_shards(instance, settings: Settings, out: Printer) -> list[str]:
+def _register_shards(instance, defs, settings: Settings, out: Printer) -> list[str]:
     from dagster import build_sensor_context
 
     from laion_audit.definitions import build_resources
-    from laion_audit.defs.shards import shard_discovery_sensor
 
     with build_sensor_context(instance=instance, resources=build_resources(settings)) as context:
-        result = shard_discovery_sensor(context)
+        result = defs.get_sensor_def("shard_discovery_sensor")(context)
     requests = getattr(result, "dynamic_partitions_requests", None) or []
     for request in requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -132,7 +132,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
     store = ShardStore(settings.store_root)
     with DagsterInstance.get() as instance:
         out(f"[3/7] discovery sensor on {settings.shards_root} (DAGSTER_HOME={dagster_home})")
-        keys = _register_shards(instance, settings, out)
+        keys = _register_shards(instance, defs, settings, out)
         _run(defs, "observe_model_weights_job", None, instance, out)
         out(f"[4/7] per shard: samples, person boxes, ensemble votes ({len(keys)} shards)")
         for i, key in enumerate(keys, 1):

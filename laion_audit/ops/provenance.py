@@ -33,6 +33,21 @@ class ProvenanceLine:
     model_fingerprint: str | None
     code_version: str
     run_id: str
+    random_weights: bool | None = None
+    valid: bool | None = None  # boxes only
+    backbone_fingerprint: str | None = None  # labels only: what the classifier was fine-tuned from
+    # Set when the row was computed from boxes other than the current ones (box ids may name other people).
+    boxes_warning: str | None = None
+
+
+def _boxes_warning(marker: dict[str, Any], current_boxes: str | None) -> str | None:
+    used = ((marker.get("recipe") or {}).get("upstream") or {}).get("person_boxes")
+    if used is None:
+        return "does not record which boxes it used"
+    if used != current_boxes:
+        return (f"computed from boxes {used[:12]}, current boxes are {str(current_boxes)[:12]}: box ids may name "
+                "other people; re-materialize it")
+    return None
 
 
 def describe_sample(store: ShardStore, shard: str, key: str) -> tuple[dict[str, Any] | None, list[ProvenanceLine]]:
@@ -43,9 +58,12 @@ def describe_sample(store: ShardStore, shard: str, key: str) -> tuple[dict[str, 
         matches = table.filter(pc.equal(table["key"], key)).to_pylist()
         sample = matches[0] if matches else None
     lines: list[ProvenanceLine] = []
+    boxes_marker = store.read_marker("person_boxes", shard) or {}
     for asset, restricted, value_column in PERSON_TABLES:
-        if not store.read_marker(asset, shard, restricted):
+        marker = store.read_marker(asset, shard, restricted)
+        if not marker:
             continue
+        warning = None if asset == "person_boxes" else _boxes_warning(marker, boxes_marker.get("data_version"))
         table = store.read_table(asset, shard, restricted)
         for row in table.filter(pc.equal(table["key"], key)).to_pylist():
             lines.append(
@@ -58,6 +76,10 @@ def describe_sample(store: ShardStore, shard: str, key: str) -> tuple[dict[str, 
                     model_fingerprint=row.get("model_fingerprint"),
                     code_version=row["code_version"],
                     run_id=row["run_id"],
+                    random_weights=row.get("random_weights"),
+                    valid=row.get("valid"),
+                    backbone_fingerprint=marker.get("classifier_backbone"),
+                    boxes_warning=warning,
                 )
             )
     return sample, lines
@@ -76,9 +98,17 @@ def render(shard: str, key: str, sample: dict[str, Any] | None, lines: list[Prov
         for line in (line for line in lines if line.box_id == box_id):
             value = line.value if not isinstance(line.value, str) or len(line.value) < 70 else line.value[:67] + "..."
             value = f"{value:.3f}" if isinstance(value, float) else value
+            details = [f"model {line.model_name} (weights {str(line.model_fingerprint)[:16]})"]
+            if line.backbone_fingerprint:
+                details.append(f"backbone {line.backbone_fingerprint[:16]}")
+            if line.random_weights:
+                details.append("RANDOM WEIGHTS")
+            if line.valid is not None:
+                details.append("valid" if line.valid else "not valid (too small)")
             out.append(
-                f"    {line.asset:<16} {value!s:<20} model {line.model_name} "
-                f"(weights {str(line.model_fingerprint)[:16]}), code {line.code_version}, run {line.run_id}"
+                f"    {line.asset:<16} {value!s:<20} {', '.join(details)}, code {line.code_version}, run {line.run_id}"
                 + ("" if line.status == "ok" else f"  [{line.status}]")
             )
+            if line.boxes_warning:
+                out.append(f"      WARNING: {line.asset} {line.boxes_warning}")
     return "\n".join(out)

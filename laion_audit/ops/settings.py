@@ -1,18 +1,47 @@
-"""Where things live and how runs execute, read once from the environment.
+"""Where things live and how runs execute: one object, read from the environment in one place.
 
 Every setting has an embedded default that works on a laptop (local folders under ``.laion_audit`` in the
 working directory, in-process friendly executors, the tiny model profile), and one environment variable that a
-deployment overrides. Keeping them in one place is what lets the same Definitions serve `dagster dev` and a
-Kubernetes cluster.
+deployment overrides. `Settings.from_env()` is called by the code location's entry point (definitions.py) and
+the CLI, never at import: the definitions factory takes a Settings object, so tests and the demo build
+definitions for their own folders without touching the environment.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 EXECUTORS = ("multiprocess", "in_process", "k8s")
+_DEFAULT_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
+_DEFAULT_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
+
+
+@dataclass(frozen=True)
+class GpuSettings:
+    """What a GPU step asks Kubernetes for; a cluster names its own node labels and taints here."""
+
+    gpus_per_step: int = 1
+    node_selector: Mapping[str, str] = field(default_factory=lambda: dict(_DEFAULT_NODE_SELECTOR))
+    tolerations: tuple[Mapping[str, Any], ...] = _DEFAULT_TOLERATIONS
+    shm_size: str = "16Gi"
+    step_memory: str = "48Gi"
+    shards_per_run: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> GpuSettings:
+        return cls(
+            gpus_per_step=int(env.get("LAION_AUDIT_GPUS_PER_STEP", "1")),
+            node_selector=json.loads(env.get("LAION_AUDIT_GPU_NODE_SELECTOR", json.dumps(_DEFAULT_NODE_SELECTOR))),
+            tolerations=tuple(json.loads(env.get("LAION_AUDIT_GPU_TOLERATIONS", json.dumps(_DEFAULT_TOLERATIONS)))),
+            shm_size=env.get("LAION_AUDIT_GPU_SHM_SIZE", "16Gi"),
+            step_memory=env.get("LAION_AUDIT_GPU_STEP_MEMORY", "48Gi"),
+            shards_per_run=int(env.get("LAION_AUDIT_GPU_SHARDS_PER_RUN", "16")),
+        )
 
 
 @dataclass(frozen=True)
@@ -20,14 +49,26 @@ class Settings:
     home: str
     shards_root: str
     store_root: str
-    executor: str
-    register_batch: int
-    max_partitions_per_run: int
+    executor: str = "multiprocess"
+    register_batch: int = 1000
+    max_partitions_per_run: int = 8
     model_profile: str = "tiny"
     models_dir: str = ""
     trained_dir: str = ""
+    # A shard file without img2dataset's _stats.json is registered once its size and mtime (or ETag) have not
+    # changed for this long: a file still being copied is not ingested half-way.
+    settle_seconds: float = 120.0
+    # How often the discovery and chain sensors look for work.
+    sensor_interval_seconds: int = 60
+    # Evaluate the per-partition lineage checks automatically after each materialization. Each evaluation is a
+    # run of its own (checks cannot run over partition ranges), so clusters turn this off and run
+    # lineage_checks_job or `laion-audit stale` instead.
+    check_automation: bool = True
+    gpu: GpuSettings = field(default_factory=GpuSettings)
 
     def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"LAION_AUDIT_EXECUTOR must be one of {EXECUTORS}, got {self.executor!r}")
         # Frozen dataclass: fill the folders derived from `home` when they were not given.
         if not self.models_dir:
             object.__setattr__(self, "models_dir", f"{self.home}/models/{self.model_profile}")
@@ -35,20 +76,22 @@ class Settings:
             object.__setattr__(self, "trained_dir", f"{self.home}/trained_models")
 
     @classmethod
-    def from_env(cls) -> Settings:
-        home = os.environ.get("LAION_AUDIT_HOME", str(Path.cwd() / ".laion_audit"))
-        executor = os.environ.get("LAION_AUDIT_EXECUTOR", "multiprocess")
-        profile = os.environ.get("LAION_AUDIT_MODEL_PROFILE", "tiny")
-        if executor not in EXECUTORS:
-            raise ValueError(f"LAION_AUDIT_EXECUTOR must be one of {EXECUTORS}, got {executor!r}")
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = env.get("LAION_AUDIT_HOME", str(Path.cwd() / ".laion_audit"))
+        profile = env.get("LAION_AUDIT_MODEL_PROFILE", "tiny")
         return cls(
             home=home,
-            shards_root=os.environ.get("LAION_AUDIT_SHARDS", f"{home}/shards"),
-            store_root=os.environ.get("LAION_AUDIT_STORE", f"{home}/store"),
-            executor=executor,
-            register_batch=int(os.environ.get("LAION_AUDIT_REGISTER_BATCH", "1000")),
-            max_partitions_per_run=int(os.environ.get("LAION_AUDIT_MAX_PARTITIONS_PER_RUN", "8")),
+            shards_root=env.get("LAION_AUDIT_SHARDS", f"{home}/shards"),
+            store_root=env.get("LAION_AUDIT_STORE", f"{home}/store"),
+            executor=env.get("LAION_AUDIT_EXECUTOR", "multiprocess"),
+            register_batch=int(env.get("LAION_AUDIT_REGISTER_BATCH", "1000")),
+            max_partitions_per_run=int(env.get("LAION_AUDIT_MAX_PARTITIONS_PER_RUN", "8")),
             model_profile=profile,
-            models_dir=os.environ.get("LAION_AUDIT_MODELS_DIR", f"{home}/models/{profile}"),
-            trained_dir=os.environ.get("LAION_AUDIT_TRAINED_DIR", f"{home}/trained_models"),
+            models_dir=env.get("LAION_AUDIT_MODELS_DIR", f"{home}/models/{profile}"),
+            trained_dir=env.get("LAION_AUDIT_TRAINED_DIR", f"{home}/trained_models"),
+            settle_seconds=float(env.get("LAION_AUDIT_SETTLE_SECONDS", "120")),
+            sensor_interval_seconds=int(env.get("LAION_AUDIT_SENSOR_INTERVAL", "60")),
+            check_automation=env.get("LAION_AUDIT_CHECK_AUTOMATION", "1") not in ("0", "false", "no"),
+            gpu=GpuSettings.from_env(env),
         )

@@ -11,12 +11,24 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from laion_audit.shards.samples_schema import SAMPLES_SCHEMA, STATUS_ERROR
 from laion_audit.shards.reader import ReaderOptions, ShardReadReport, read_samples
+from laion_audit.shards.lineage import SHARD_FILE, code_version
+from laion_audit.shards.recipe import Recipe
+from laion_audit.shards.samples_schema import SAMPLES_SCHEMA
 from laion_audit.shards.sources import ShardSource
 from laion_audit.shards.store import Provenance, ShardStore
 
 SAMPLES_ASSET = "samples"
+
+
+def samples_recipe(source: ShardSource, options: ReaderOptions) -> Recipe:
+    """The shard file's version is the upstream: a file replaced (or still growing) means another recipe."""
+    return Recipe(
+        SAMPLES_ASSET,
+        code_version(SAMPLES_ASSET),
+        settings={"max_image_pixels": options.max_image_pixels, "verify_images": options.verify_images},
+        upstream={SHARD_FILE: source.version or "unknown"},
+    )
 
 
 @dataclass(frozen=True)
@@ -30,30 +42,28 @@ def ingest_shard(
     source: ShardSource,
     store: ShardStore,
     *,
-    code_version: str,
     run_id: str,
     options: ReaderOptions | None = None,
     force: bool = False,
 ) -> IngestResult:
-    """Write ``samples/<shard>.parquet`` unless it is already complete for this code version."""
-    if not force and store.is_complete(SAMPLES_ASSET, source.key, code_version):
-        return IngestResult(source.key, skipped=True, marker=store.read_marker(SAMPLES_ASSET, source.key) or {})
+    """Write ``samples/<shard>.parquet`` unless it is already complete for this recipe."""
+    options = options or ReaderOptions()
+    recipe = samples_recipe(source, options)
+    if not force and (marker := store.complete_marker(recipe, source.key)) is not None:
+        return IngestResult(source.key, skipped=True, marker=marker)
 
-    provenance = Provenance(asset=SAMPLES_ASSET, shard=source.key, code_version=code_version, run_id=run_id)
+    provenance = Provenance(recipe, source.key, run_id)
     report = ShardReadReport()
     error_kinds: Counter[str] = Counter()
     stats: dict[str, Any] = {"source_format": source.format, "source_url": source.url}
-    n_errors = 0
     n_images = 0
     with store.writer(provenance, SAMPLES_SCHEMA, marker_extra=stats) as out:
         for table in read_samples(source, options, report):
             out.write(table)
-            n_errors += pc.sum(pc.equal(table["status"], STATUS_ERROR)).as_py() or 0
             n_images += pc.sum(table["has_image"]).as_py() or 0
             for kinds in table["error_kind"].drop_null().to_pylist():
                 error_kinds.update(kinds.split(","))
         stats.update(
-            errors=n_errors,
             images_ok=n_images,
             error_kinds=dict(sorted(error_kinds.items())),
             truncated=report.truncated,

@@ -6,7 +6,8 @@ dynamic partitions) matches shard order and a key range such as 00100..00199 mea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 
 def new_shard_keys(found: Iterable[str], known: Iterable[str], limit: int) -> list[str]:
@@ -44,3 +45,34 @@ def missing_ranges(
     if current:
         ranges.append((current[0], current[-1]))
     return ranges[:max_runs]
+
+
+def stable_keys(
+    candidates: Mapping[str, tuple[str | None, bool]],
+    pending: Mapping[str, Mapping[str, Any]],
+    now: float,
+    settle_seconds: float,
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Which candidate shards are safe to register, and what to remember about the others.
+
+    ``candidates`` maps a shard key to (file version, has img2dataset _stats.json). img2dataset writes the
+    stats file last, so its presence means the shard is complete. Without it, a shard is stable once the same
+    version (size and mtime, or ETag) has been seen for ``settle_seconds``: a file still being copied keeps
+    changing and waits; a settle time of 0 turns the wait off. ``pending`` is the previous tick's memory ({key: {"version", "since"}}).
+    """
+    stable: list[str] = []
+    still_pending: dict[str, dict[str, Any]] = {}
+    for key in sorted(candidates):
+        version, has_stats = candidates[key]
+        if has_stats or settle_seconds <= 0:
+            stable.append(key)
+            continue
+        seen = pending.get(key)
+        if seen is not None and seen.get("version") == version:
+            if now - float(seen["since"]) >= settle_seconds:
+                stable.append(key)
+            else:
+                still_pending[key] = dict(seen)
+        else:
+            still_pending[key] = {"version": version, "since": now}
+    return stable, still_pending

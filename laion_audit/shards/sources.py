@@ -43,13 +43,35 @@ def format_shard_key(number: int) -> str:
 
 @dataclass(frozen=True)
 class ShardSource:
-    """Where one shard's input lives; ``url`` is the file to read, ``sidecars`` are optional companions."""
+    """Where one shard's input lives; ``url`` is the file to read, ``sidecars`` are optional companions.
+
+    ``version`` identifies the file's current content (see :func:`file_version`); it is part of the `samples`
+    recipe, so a shard file replaced after ingest makes its `samples` partition stale.
+    """
 
     key: str
     format: ShardFormat
     url: str
     metadata_parquet_url: str | None = None
     stats_url: str | None = None
+    version: str | None = None
+    size: int | None = None
+
+
+def file_version(info: dict) -> str:
+    """A version string for a file from its fsspec ``info``: the store's own version when it has one.
+
+    Object stores give an ETag or generation that changes with the content; a local file has only its size
+    and modification time, which change on every rewrite (a copy in progress included).
+    """
+    for field_name in ("VersionId", "ETag", "generation", "etag", "md5Hash"):
+        value = info.get(field_name)
+        if value:
+            return f"{field_name}={str(value).strip(chr(34))}"
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or info.get("updated")
+    if hasattr(mtime, "timestamp"):
+        mtime = mtime.timestamp()
+    return f"size={info.get('size')};mtime={mtime}"
 
 
 def _join(root: str, name: str) -> str:
@@ -65,12 +87,12 @@ def shard_number_from_name(name: str, pattern: str = DEFAULT_SHARD_NUMBER_PATTER
     return int(match.group(1)) if match else None
 
 
-def _list_names(root: str) -> tuple[fsspec.AbstractFileSystem, list[str]]:
+def _list(root: str) -> dict[str, dict]:
+    """One listing of ``root``: file name -> fsspec info (size, mtime or ETag)."""
     fs, path = fsspec.core.url_to_fs(root)
     if not fs.exists(path):
         raise FileNotFoundError(f"shard root does not exist: {root}")
-    names = sorted(_basename(p) for p in fs.ls(path, detail=False))
-    return fs, names
+    return {_basename(info["name"]): info for info in fs.ls(path, detail=True) if info.get("type") != "directory"}
 
 
 def discover_shards(root: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN) -> dict[str, ShardSource]:
@@ -80,7 +102,8 @@ def discover_shards(root: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN)
     or two metadata parquets, with the same number are an error naming both files: guessing would make
     a partition's content depend on listing order.
     """
-    _, names = _list_names(root)
+    listing = _list(root)
+    names = sorted(listing)
     tars: dict[str, str] = {}
     parquets: dict[str, str] = {}
     stats: dict[str, str] = {}
@@ -110,15 +133,20 @@ def discover_shards(root: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN)
     sources: dict[str, ShardSource] = {}
     for key in sorted(set(tars) | set(parquets)):
         if key in tars:
+            info = listing[tars[key]]
             sources[key] = ShardSource(
                 key=key,
                 format="webdataset",
                 url=_join(root, tars[key]),
                 metadata_parquet_url=_join(root, parquets[key]) if key in parquets else None,
                 stats_url=_join(root, stats[key]) if key in stats else None,
+                version=file_version(info),
+                size=info.get("size"),
             )
         else:
-            sources[key] = ShardSource(key=key, format="metadata_parquet", url=_join(root, parquets[key]))
+            info = listing[parquets[key]]
+            sources[key] = ShardSource(key=key, format="metadata_parquet", url=_join(root, parquets[key]),
+                                       version=file_version(info), size=info.get("size"))
     return sources
 
 
@@ -129,12 +157,15 @@ def locate_shard(root: str, key: str, name_pattern: str = DEFAULT_SHARD_NUMBER_P
     if fs.exists(tar_path):
         sidecar = _join(path, f"{key}.parquet")
         stats = _join(path, f"{key}_stats.json")
+        info = fs.info(tar_path)
         return ShardSource(
             key=key,
             format="webdataset",
             url=_join(root, f"{key}.tar"),
             metadata_parquet_url=_join(root, f"{key}.parquet") if fs.exists(sidecar) else None,
             stats_url=_join(root, f"{key}_stats.json") if fs.exists(stats) else None,
+            version=file_version(info),
+            size=info.get("size"),
         )
     sources = discover_shards(root, name_pattern)
     if key not in sources:

@@ -8,8 +8,9 @@ Layout under the root (a local folder or any fsspec URI)::
 
 Why not a Dagster IO manager: a multi-shard run must be able to skip shards that an earlier, failed attempt
 already finished, and aggregates read thousands of shard files directly. The marker is what makes a shard
-"done": it records the code version and model fingerprints that produced the file, so a re-run skips
-shards complete for the same versions and redoes the others.
+"done": it records the recipe that produced the file (code version, model fingerprints, effective settings,
+upstream data versions; see recipe.py) and its hash, so a re-run skips shards complete for the same recipe and
+redoes the others. Row counts by status are counted from the rows as they are written, never passed in.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import hashlib
 import json
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,22 +31,44 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-PROVENANCE_FOOTER_KEY = b"laion_audit.ops.provenance"
+from laion_audit.ops.code_identity import code_identity
+from laion_audit.shards.recipe import Recipe, output_data_version
+
+PROVENANCE_FOOTER_KEY = b"laion_audit.provenance"
 RESTRICTED_PREFIX = "restricted"
+# Statuses that mean this asset failed on a row (as opposed to "no_image", "no_valid_person", "no_caption", which
+# are answers) and the one that means an upstream asset had already failed on it.
+ERROR_STATUS = "error"
+UPSTREAM_ERROR_STATUS = "upstream_error"
 
 
 @dataclass(frozen=True)
 class Provenance:
     """Who made a shard file: stored in every row, in the parquet footer and in the marker."""
 
-    asset: str
+    recipe: Recipe
     shard: str
-    code_version: str
     run_id: str
-    models: Mapping[str, str] = field(default_factory=dict)  # model name -> weights fingerprint
+
+    @property
+    def asset(self) -> str:
+        return self.recipe.asset
+
+    @property
+    def code_version(self) -> str:
+        return self.recipe.code_version
+
+    @property
+    def models(self) -> Mapping[str, str]:
+        return self.recipe.models
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"asset": self.asset, "shard": self.shard, "run_id": self.run_id, "code_version": self.code_version,
+                "models": dict(self.models), "recipe": self.recipe.parts(), "recipe_sha256": self.recipe.sha256,
+                **code_identity()}
 
     def to_json(self) -> str:
-        return json.dumps({**asdict(self), "models": dict(self.models)}, sort_keys=True)
+        return json.dumps(self.to_dict(), sort_keys=True, default=str)
 
 
 class ShardWriter:
@@ -55,10 +79,13 @@ class ShardWriter:
         self._schema = schema
         self._provenance = provenance
         self.rows = 0
+        self.status_counts: Counter[str] = Counter()
         self.marker: dict[str, Any] = {}  # set once the file is published
 
     def write(self, table: pa.Table) -> None:
         n = table.num_rows
+        if "status" in table.column_names:
+            self.status_counts.update(table.column("status").to_pylist())
         table = table.append_column("code_version", pa.array([self._provenance.code_version] * n, pa.string()))
         table = table.append_column("run_id", pa.array([self._provenance.run_id] * n, pa.string()))
         self._writer.write_table(table.cast(self._schema))
@@ -102,19 +129,14 @@ class ShardStore:
         with self.fs.open(path, "r") as handle:
             return json.load(handle)
 
-    def is_complete(
-        self,
-        asset: str,
-        shard: str,
-        code_version: str,
-        models: Mapping[str, str] | None = None,
-        restricted: bool = False,
-    ) -> bool:
-        """True when the shard was finished by the same code version and the same model weights."""
-        marker = self.read_marker(asset, shard, restricted)
-        if marker is None or not self.fs.exists(self.data_path(asset, shard, restricted)):
-            return False
-        return marker.get("code_version") == code_version and marker.get("models", {}) == dict(models or {})
+    def complete_marker(self, recipe: Recipe, shard: str, restricted: bool = False) -> dict[str, Any] | None:
+        """The marker if the shard was finished for exactly this recipe (and its file is there), else None."""
+        marker = self.read_marker(recipe.asset, shard, restricted)
+        if marker is None or marker.get("recipe_sha256") != recipe.sha256:
+            return None
+        if not self.fs.exists(self.data_path(recipe.asset, shard, restricted)):
+            return None
+        return marker
 
     def complete_shards(self, asset: str, restricted: bool = False) -> dict[str, dict[str, Any]]:
         """Every shard of ``asset`` with a marker, for aggregates that read all finished shards."""
@@ -177,7 +199,7 @@ class ShardStore:
                 finally:
                     parquet_writer.close()
             shard_writer.marker = self._publish(tmp_path, provenance, shard_writer.rows, restricted,
-                                                dict(marker_extra or {}))
+                                                dict(marker_extra or {}), shard_writer.status_counts)
         except BaseException:
             if self.fs.exists(tmp_path):
                 self.fs.rm(tmp_path)
@@ -196,7 +218,8 @@ class ShardStore:
         return out.marker
 
     def _publish(
-        self, tmp_path: str, provenance: Provenance, rows: int, restricted: bool, extra: dict[str, Any]
+        self, tmp_path: str, provenance: Provenance, rows: int, restricted: bool, extra: dict[str, Any],
+        status_counts: Mapping[str, int],
     ) -> dict[str, Any]:
         asset, shard = provenance.asset, provenance.shard
         data_path = self.data_path(asset, shard, restricted)
@@ -204,19 +227,21 @@ class ShardStore:
         if self._is_local and restricted:
             os.chmod(tmp_path, 0o600)
         digest = self._sha256(tmp_path)
+        recipe = provenance.recipe
         # The old marker goes first: a crash between the two renames must not pair new data with an old marker.
         if self.fs.exists(marker_path):
             self.fs.rm(marker_path)
         self.fs.mv(tmp_path, data_path)
         marker = {
             **extra,
-            "asset": asset,
-            "shard": shard,
-            "code_version": provenance.code_version,
-            "models": dict(provenance.models),
-            "run_id": provenance.run_id,
+            **provenance.to_dict(),
+            "version_set": recipe.version_set,
             "rows": rows,
+            "status_counts": dict(sorted(status_counts.items())),
+            "errors": status_counts.get(ERROR_STATUS, 0),
+            "upstream_errors": status_counts.get(UPSTREAM_ERROR_STATUS, 0),
             "data_sha256": digest,
+            "data_version": output_data_version(recipe.sha256, digest),
             "completed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         tmp_marker = f"{marker_path}.tmp-{uuid.uuid4().hex}"
