@@ -1,23 +1,31 @@
+"""Discovery sensor (stable shards only, range runs), the chain sensor and the stale-aware nightly schedules."""
+
+import os
+import time
+
 from dagster import RunRequest, SensorResult, build_schedule_context, build_sensor_context
+from dataclasses import replace
 
 from laion_audit.defs.partitions import shard_partitions
-from laion_audit.defs.backfills import detection_backfill_schedule, labels_backfill_schedule, shard_backfill_schedule
-from laion_audit.defs.shards import shard_discovery_sensor
-from laion_audit.shards.registration import missing_ranges, new_shard_keys
+from laion_audit.shards.registration import missing_ranges, new_shard_keys, stable_keys
 
-from .dagster_harness import dagster_test_instance, definitions, register, resources
+from .dagster_harness import (
+    dagster_test_instance,
+    definitions,
+    register,
+    registered_by,
+    resources,
+    settings_for,
+    tick_discovery,
+)
 from .shard_fixtures import good_sample, write_tar
 
-
-def _tick(instance, shards, tmp_path, cursor=None):
-    with build_sensor_context(instance=instance, resources=resources(shards, tmp_path / "store"),
-                              cursor=cursor) as context:
-        return shard_discovery_sensor(context)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _apply(instance, result):
-    for request in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+def _ranges(requests):
+    return [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in requests]
 
 
 def test_sensor_registers_new_shards_in_sorted_order_and_ignores_known(tmp_path):
@@ -26,27 +34,64 @@ def test_sensor_registers_new_shards_in_sorted_order_and_ignores_known(tmp_path)
     for key in ("00002", "00000", "00001"):
         write_tar(shards / f"{key}.tar", [good_sample(f"{key}0000")])
     with dagster_test_instance() as instance:
-        first = _tick(instance, shards, tmp_path)
+        first = tick_discovery(instance, shards, tmp_path / "store")
         assert isinstance(first, SensorResult)
-        assert list(first.dynamic_partitions_requests[0].partition_keys) == ["00000", "00001", "00002"]
-        assert [r.partition_key for r in first.run_requests] == ["00000", "00001", "00002"]
-        assert first.cursor == "00002"
-        _apply(instance, first)
+        assert registered_by(first) == ["00000", "00001", "00002"]
+        # One range run for the batch, not one run per shard.
+        assert _ranges(first.run_requests) == [("00000", "00002")]
+        assert [e.partition for e in first.asset_events] == ["00000", "00001", "00002"]
 
-        assert _tick(instance, shards, tmp_path, cursor=first.cursor).skip_message.startswith("no new shards")
+        again = tick_discovery(instance, shards, tmp_path / "store", cursor=first.cursor)
+        assert again.skip_message.startswith("no new stable shards")
 
         write_tar(shards / "00004.tar", [good_sample("000040000")])
         (shards / "part-00003-abc.snappy.parquet").write_bytes(b"")  # a late, lower-numbered metadata shard
-        second = _tick(instance, shards, tmp_path, cursor=first.cursor)
-        assert list(second.dynamic_partitions_requests[0].partition_keys) == ["00003", "00004"]
-        _apply(instance, second)
+        second = tick_discovery(instance, shards, tmp_path / "store", cursor=first.cursor)
+        assert registered_by(second) == ["00003", "00004"]
         assert instance.get_dynamic_partitions(shard_partitions.name) == [
             "00000", "00001", "00002", "00003", "00004"]
 
 
 def test_sensor_skips_when_the_root_is_missing(tmp_path):
     with dagster_test_instance() as instance:
-        assert "does not exist" in _tick(instance, tmp_path / "absent", tmp_path).skip_message
+        assert "does not exist" in tick_discovery(instance, tmp_path / "absent", tmp_path).skip_message
+
+
+def test_stable_keys_wait_for_a_settled_file_unless_img2dataset_stats_are_there():
+    settle = 60.0
+    stable, pending = stable_keys({"00000": ("size=10", False), "00001": ("size=5", True)}, {}, 1000.0, settle)
+    assert stable == ["00001"] and pending == {"00000": {"version": "size=10", "since": 1000.0}}
+    # Still growing: the clock restarts.
+    stable, pending = stable_keys({"00000": ("size=20", False)}, pending, 1070.0, settle)
+    assert stable == [] and pending["00000"]["since"] == 1070.0
+    # Unchanged, but not for long enough.
+    stable, pending = stable_keys({"00000": ("size=20", False)}, pending, 1100.0, settle)
+    assert stable == [] and pending["00000"]["since"] == 1070.0
+    stable, pending = stable_keys({"00000": ("size=20", False)}, pending, 1130.0, settle)
+    assert stable == ["00000"] and pending == {}
+
+
+def test_a_shard_still_being_copied_is_not_registered_until_it_settles(tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    full = tmp_path / "full.tar"
+    write_tar(full, [good_sample(f"00000{i:04d}") for i in range(6)])
+    data = full.read_bytes()
+    target = shards / "00000.tar"
+    target.write_bytes(data[: len(data) // 2])
+    settings = replace(settings_for(shards, tmp_path / "store"), settle_seconds=0.5)
+    with dagster_test_instance() as instance:
+        first = tick_discovery(instance, shards, tmp_path / "store", settings=settings)
+        assert registered_by(first) == [] and "1 waiting to settle" in first.skip_message
+        with target.open("ab") as handle:  # the copy goes on
+            handle.write(data[len(data) // 2:])
+        os.utime(target, (time.time() + 5, time.time() + 5))
+        time.sleep(0.6)
+        second = tick_discovery(instance, shards, tmp_path / "store", cursor=first.cursor, settings=settings)
+        assert registered_by(second) == []  # it changed since the last look: the clock restarted
+        time.sleep(0.6)
+        third = tick_discovery(instance, shards, tmp_path / "store", cursor=second.cursor, settings=settings)
+        assert registered_by(third) == ["00000"]
 
 
 def test_new_shard_keys_batches():
@@ -61,7 +106,7 @@ def test_missing_ranges_groups_contiguous_missing_partitions():
         ("00000", "00003"), ("00004", "00007")]
 
 
-def _three_shards(tmp_path, keys):
+def _shards(tmp_path, keys):
     shards = tmp_path / "shards"
     shards.mkdir()
     for key in keys:
@@ -69,33 +114,47 @@ def _three_shards(tmp_path, keys):
     return shards
 
 
-def test_schedule_requests_range_runs_for_unmaterialized_shards(tmp_path):
+def _schedule(defs, name, instance, shards, tmp_path):
+    with build_schedule_context(instance=instance, resources=resources(shards, tmp_path / "store")) as context:
+        result = defs.get_schedule_def(name)(context)
+    return result if hasattr(result, "skip_message") else list(result)
+
+
+def test_schedule_requests_range_runs_for_missing_shards(tmp_path):
     keys = [f"{i:05d}" for i in range(3)]
-    defs = definitions(_three_shards(tmp_path, keys), tmp_path / "store")
+    shards = _shards(tmp_path, keys)
+    defs = definitions(shards, tmp_path / "store")
     with dagster_test_instance() as instance:
         register(instance, keys)
-        assert defs.resolve_job_def("shard_ingest_job").execute_in_process(partition_key="00001",
-                                                                           instance=instance).success
-        with build_schedule_context(instance=instance) as context:
-            requests = list(shard_backfill_schedule(context))
+        assert defs.resolve_job_def("shard_ingest_job").execute_in_process(
+            partition_key="00001", instance=instance, run_config=QUIET).success
+        requests = _schedule(defs, "shard_backfill_schedule", instance, shards, tmp_path)
         assert all(isinstance(r, RunRequest) for r in requests)
-        ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
-                  for r in requests]
-        assert ranges == [("00000", "00000"), ("00002", "00002")]
+        assert _ranges(requests) == [("00000", "00000"), ("00002", "00002")]
 
 
-def test_later_stages_wait_for_their_inputs(tmp_path):
+def test_schedule_picks_up_a_stale_shard_and_the_chain_sensor_new_ones(tmp_path):
     keys = [f"{i:05d}" for i in range(3)]
-    defs = definitions(_three_shards(tmp_path, keys), tmp_path / "store")
+    shards = _shards(tmp_path, keys)
+    defs = definitions(shards, tmp_path / "store")
     with dagster_test_instance() as instance:
         register(instance, keys)
-        with build_schedule_context(instance=instance) as context:
-            assert "nothing to do" in detection_backfill_schedule(context).skip_message
-            assert "waiting for gender_classifier" in labels_backfill_schedule(context).skip_message
-        for key in ("00000", "00001"):
-            assert defs.resolve_job_def("shard_ingest_job").execute_in_process(partition_key=key,
-                                                                               instance=instance).success
-        with build_schedule_context(instance=instance) as context:
-            requests = list(detection_backfill_schedule(context))
-        assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
-                for r in requests] == [("00000", "00001")]
+        assert "waiting for gender_classifier" in _schedule(
+            defs, "labels_backfill_schedule", instance, shards, tmp_path).skip_message
+        assert defs.resolve_job_def("shard_ingest_job").execute_in_process(
+            instance=instance, run_config=QUIET,
+            tags={"dagster/asset_partition_range_start": "00000", "dagster/asset_partition_range_end": "00002"}
+        ).success
+        assert "outputs are current" in _schedule(defs, "shard_backfill_schedule", instance, shards,
+                                                  tmp_path).skip_message
+        # Shard 00001 is rewritten after ingest (another sample): its samples are stale, and only it.
+        write_tar(shards / "00001.tar", [good_sample("000010000"), good_sample("000010001")])
+        os.utime(shards / "00001.tar", (time.time() + 10, time.time() + 10))
+        assert _ranges(_schedule(defs, "shard_backfill_schedule", instance, shards, tmp_path)) == [
+            ("00001", "00001")]
+
+        # The chain sensor moves every ingested shard on to detection, in one range run.
+        with build_sensor_context(instance=instance, resources=resources(shards, tmp_path / "store")) as context:
+            requests = defs.get_sensor_def("shard_chain_sensor")(context)
+        assert [r.job_name for r in requests] == ["person_detection_job"]
+        assert _ranges(requests) == [("00000", "00002")]

@@ -1,8 +1,11 @@
 """Alt-text audits: per-shard text scores and the Birhane et al. keyword audit (text only: runs on metadata
 parquet shards without images)."""
 
+from typing import Literal
+
 from dagster import (
     AssetExecutionContext,
+    Failure,
     BackfillPolicy,
     Config,
     DataVersion,
@@ -11,7 +14,14 @@ from dagster import (
     asset,
 )
 
-from laion_audit.audits.report_inputs import input_manifest, manifest_hash, read_all, write_report
+from laion_audit.audits.report_inputs import (
+    MixedVersionsError,
+    input_manifest,
+    manifest_hash,
+    read_all,
+    version_set_groups,
+    write_report,
+)
 from laion_audit.audits.alt_text_scoring import add_hate_probabilities, score_alt_texts
 from laion_audit.defs.models import ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
@@ -112,34 +122,59 @@ def build_alt_text_scores(settings: Settings):
 class KeywordAuditConfig(Config):
     search_strings: str = "keyword_audit_search_strings"
     nsfw_keywords: str = "nsfw_keywords_birhane2021"
+    # "refuse": fail when samples shards come from several version sets; "per_version_set": one audit each.
+    mixed_versions: Literal["refuse", "per_version_set"] = "refuse"
 
 
 @asset(
     deps=["samples"],
-    code_version="keyword_audit-1",
+    code_version="keyword_audit-2",
     group_name="alt_text",
     kinds={"json"},
     description="Birhane et al. (2021) Table 1 over every complete shard: N_match, N_nsfw (filter keyword in TEXT "
     "or URL), %, the dataset's NSFW-flag distribution, which keywords fired in TEXT vs URL — in substring mode "
-    "(the paper's) and word mode side by side, with the inflation substring matching causes.",
+    "(the paper's) and word mode side by side, with the inflation substring matching causes. Shards from "
+    "different `samples` version sets are refused, or audited per version set with `mixed_versions`.",
 )
 def keyword_audit(
     context: AssetExecutionContext, config: KeywordAuditConfig, shard_store: ShardStoreResource
 ) -> MaterializeResult:
+    """One audit over all samples shards; with several version sets and ``per_version_set``, the JSON is
+    ``{"by_version_set": {label: {"result", "inputs"}}, "inputs"}`` and the markdown has a section per label."""
+
+
     store = shard_store.store()
     manifest = input_manifest(store, [("samples", False)])
-    shards = sorted(manifest["samples"])
-    table = read_all(store, "samples", shards, columns=["caption", "url", "nsfw"])
-    if table is None:
+    if not manifest["samples"]:
         raise UpstreamNotReadyError("no complete samples shard to audit")
-    result = run_keyword_audit(table, load_word_list(config.search_strings), load_word_list(config.nsfw_keywords))
-    markdown = render_keyword_audit_markdown(result)
-    json_path, md_path = write_report(store, "keyword_audit", {"result": result, "inputs": manifest}, markdown)
+    try:
+        groups = version_set_groups(manifest, config.mixed_versions)
+    except MixedVersionsError as exc:
+        raise Failure(description=str(exc), allow_retries=False) from exc
+    search, nsfw = load_word_list(config.search_strings), load_word_list(config.nsfw_keywords)
+    audits, sections, rows = {}, [], 0
+    for label, group in groups:
+        shards = sorted(group["samples"])
+        table = read_all(store, "samples", shards, columns=["caption", "url", "nsfw"])
+        audits[label] = {"result": run_keyword_audit(table, search, nsfw), "inputs": group}
+        rows += table.num_rows
+        named = ", ".join(shards[:5]) + (f", … (+{len(shards) - 5} more)" if len(shards) > 5 else "")
+        heading = f"## Version set {label}\n\n{len(shards)} shard(s): {named}\n\n" if len(groups) > 1 else ""
+        sections.append(heading + render_keyword_audit_markdown(audits[label]["result"]))
+    if len(groups) == 1:
+        payload = next(iter(audits.values()))
+    else:
+        payload = {"by_version_set": audits, "inputs": manifest}
+        sections.insert(0, f"`samples` shards come from {len(groups)} version sets (mixed_versions: "
+                        "per_version_set); each is audited on its own, and sections must not be pooled.")
+    markdown = "\n\n".join(sections)
+    json_path, md_path = write_report(store, "keyword_audit", payload, markdown)
     digest = manifest_hash(manifest)
-    context.log.info(f"keyword audit over {len(shards)} shards, {table.num_rows} alt-texts")
+    context.log.info(f"keyword audit over {len(manifest['samples'])} shards in {len(groups)} version set(s), "
+                     f"{rows} alt-texts")
     return MaterializeResult(
-        metadata={"report": MetadataValue.md(markdown), "shards": len(shards), "rows": table.num_rows,
-                  "json": MetadataValue.path(json_path), "markdown": MetadataValue.path(md_path),
-                  "inputs_sha256": digest[:16]},
+        metadata={"report": MetadataValue.md(markdown), "shards": len(manifest["samples"]), "rows": rows,
+                  "version_sets": len(groups), "json": MetadataValue.path(json_path),
+                  "markdown": MetadataValue.path(md_path), "inputs_sha256": digest[:16]},
         data_version=DataVersion(digest[:16]),
     )

@@ -370,14 +370,14 @@ def build_annotation_defs(settings: Settings) -> Definitions:
     tags = code_identity_tags()
     jobs = [
         define_asset_job(
-            "person_detection_job", selection=AssetSelection.assets(BOXES, "gender_votes", "race_votes"),
+            "person_detection_job", selection=AssetSelection.assets(BOXES, "gender_votes", "race_votes").without_checks(),
             partitions_def=shard_partitions, tags=tags,
             description="GPU: person boxes and the MLLM-ensemble votes, per shard."),
         define_asset_job(
             "classifier_training_job", selection=AssetSelection.assets("gender_classifier", "race_classifier"),
             tags=tags, description="Train (or import) the gender and race classifiers from the consensus votes."),
         define_asset_job(
-            "person_labels_job", selection=AssetSelection.assets("gender_labels", "race_labels", "person_captions"),
+            "person_labels_job", selection=AssetSelection.assets("gender_labels", "race_labels", "person_captions").without_checks(),
             partitions_def=shard_partitions, tags=tags,
             description="GPU: demographic labels and person-centric captions, per shard."),
     ]

@@ -59,6 +59,11 @@ def _statuses(instance, asset: str, keys: list[str]) -> dict[str, AssetPartition
     return dict(instance.get_status_by_partition(AssetKey(asset), keys, shard_partitions) or {})
 
 
+def waiting_for(instance, stage: Stage) -> list[str]:
+    """The unpartitioned prerequisites (the classifiers) a stage still lacks."""
+    return [k for k in stage.unpartitioned_prerequisites if instance.get_latest_materialization_event(AssetKey(k)) is None]
+
+
 def range_requests(stage: Stage, ranges: list[tuple[str, str]], reason: str) -> list[RunRequest]:
     return [RunRequest(job_name=stage.job_name, tags={**code_identity_tags(), PARTITION_RANGE_START: a,
                                                        PARTITION_RANGE_END: b, "laion_audit/reason": reason})
@@ -67,7 +72,7 @@ def range_requests(stage: Stage, ranges: list[tuple[str, str]], reason: str) -> 
 
 def new_shard_requests(instance, stage: Stage, registered: list[str], max_per_run: int) -> list[RunRequest]:
     """Range runs for shards whose stage output is missing and neither in progress nor failed."""
-    if any(instance.get_latest_materialization_event(AssetKey(k)) is None for k in stage.unpartitioned_prerequisites):
+    if waiting_for(instance, stage):
         return []
     ready = registered
     if stage.prerequisite:
@@ -88,7 +93,7 @@ def new_shard_requests(instance, stage: Stage, registered: list[str], max_per_ru
 def stale_or_missing_requests(instance, stage: Stage, registered: list[str], inspector: LineageInspector,
                               max_per_run: int) -> list[RunRequest]:
     """Range runs for shards whose stage output is missing, failed or stale, and whose prerequisite is current."""
-    if any(instance.get_latest_materialization_event(AssetKey(k)) is None for k in stage.unpartitioned_prerequisites):
+    if waiting_for(instance, stage):
         return []
     ready = [k for k in registered
              if not stage.prerequisite or inspector.status(stage.prerequisite, k).state == "current"]
@@ -141,6 +146,8 @@ def build_automation(settings: Settings, jobs: dict):
         )
         def _schedule(context, shard_store: ShardStoreResource, shard_inputs: ShardInputsResource,
                       models: ModelsResource):
+            if missing := waiting_for(context.instance, stage):
+                return SkipReason(f"waiting for {', '.join(missing)}")
             registered = list(context.instance.get_dynamic_partitions(shard_partitions.name))
             inspector = lineage_inspector(shard_store, shard_inputs, models)
             requests = stale_or_missing_requests(context.instance, stage, registered, inspector,

@@ -1,13 +1,21 @@
-"""Published group tables: crime-word co-occurrence and sentiment by perceived group (aggregates over shards)."""
+"""Published group tables: crime-word co-occurrence and sentiment by perceived group (aggregates over shards).
 
-from typing import Literal
+Shards from different version sets are not pooled: by default the run fails naming them (re-materialize the
+stale ones); with ``mixed_versions: per_version_set`` the report has one section per version set and the JSON
+is keyed by version-set label under ``by_version_set``.
+"""
 
+from collections.abc import Callable
+from typing import Any, Literal
+
+import polars as pl
 from dagster import AssetExecutionContext, Config, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
-from laion_audit.audits.report_inputs import manifest_hash, write_report
+from laion_audit.audits.report_inputs import MixedVersionsError, manifest_hash, write_report
 from laion_audit.defs.resources import ShardStoreResource
 from laion_audit.audits.group_tables import NoAttributedSamplesError, chart, crime_cooccurrence, markdown_table
 from laion_audit.audits.group_tables import sentiment_by_group as sentiment_by_group_tables
+from laion_audit.shards.store import ShardStore
 
 RATE_COLUMNS = ["group", "n_samples", "hits", "rate", "ci_low", "ci_high", "p_base", "delta_pct", "delta_ci_low",
                 "delta_ci_high", "suppressed"]
@@ -19,16 +27,82 @@ class GroupReportConfig(Config):
     attribution: Literal["sample", "person"] = "sample"
     k_min: int = 10
     exclude_unclear: bool = True
+    # "refuse": fail when an input's shards come from several version sets; "per_version_set": one table each.
+    mixed_versions: Literal["refuse", "per_version_set"] = "refuse"
 
 
 def _exclude(config: GroupReportConfig) -> tuple[str, ...]:
     return ("unclear",) if config.exclude_unclear else ()
 
 
+def _tables(compute: Callable[..., dict[str, Any]], store: ShardStore, config: GroupReportConfig) -> dict[str, Any]:
+    try:
+        return compute(store, rule=config.attribution, k_min=config.k_min, exclude=_exclude(config),
+                       mixed_versions=config.mixed_versions)
+    except NoAttributedSamplesError as exc:
+        raise Failure(description=str(exc)) from exc
+    except MixedVersionsError as exc:
+        raise Failure(description=str(exc), allow_retries=False) from exc
+
+
+def _shards_line(manifest: dict[str, Any]) -> str:
+    shards = sorted({shard for by_shard in manifest.values() for shard in by_shard})
+    more = f", … (+{len(shards) - 5} more)" if len(shards) > 5 else ""
+    return f"{len(shards)} shard{'s' if len(shards) != 1 else ''}: {', '.join(shards[:5])}{more}"
+
+
+Render = Callable[[dict[str, Any]], tuple[dict[str, Any], pl.DataFrame, str, str]]
+
+
+def _publish(store: ShardStore, name: str, result: dict[str, Any], render: Render) -> tuple[dict[str, Any], str]:
+    """Write the report (one section per version set when there are several); return metadata and manifest hash.
+
+    ``render(group)`` gives the group's JSON tables, its published frame (for suppression counts), table and chart.
+    """
+    groups = result.get("by_version_set") or {None: result}
+    payloads, tables, charts, sections, frames = {}, [], [], [], []
+    for label, group in groups.items():
+        payload, frame, table_md, figure = render(group)
+        heading = "" if label is None else f"## Version set {label}\n\n{_shards_line(group['manifest'])}\n\n"
+        payloads[label] = {**payload, "inputs": group["manifest"]}
+        tables.append(heading + table_md)
+        charts.append(heading + figure)
+        sections.append(f"{heading}{table_md}\n\n{figure}")
+        frames.append(frame)
+    if None in payloads:
+        payload = payloads[None]
+    else:
+        payload = {"by_version_set": payloads, "inputs": result["manifest"]}
+        sections.insert(0, f"Inputs come from {len(groups)} version sets (mixed_versions: per_version_set); each "
+                        "is reported on its own, and figures from different sections must not be pooled.")
+    json_path, _ = write_report(store, name, {**payload, "settings": result["settings"]}, "\n\n".join(sections))
+    digest = manifest_hash(result["manifest"])
+    suppressed = sum(int(frame["suppressed"].sum()) for frame in frames)
+    metadata = {"table": MetadataValue.md("\n\n".join(tables)), "chart": MetadataValue.md("\n\n".join(charts)),
+                "groups_published": sum(frame.height for frame in frames) - suppressed,
+                "groups_suppressed": suppressed, "version_sets": len(groups), "json": MetadataValue.path(json_path),
+                "inputs_sha256": digest[:16]}
+    return metadata, digest
+
+
+def _render_rates(group: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame, str, str]:
+    rates = group["rates"]
+    figure = chart(rates.filter(rates["group"] != "baseline"), "delta_pct", "delta_ci_low", "delta_ci_high",
+                   "Crime-word rate vs baseline (Δ %, 95% CI)")
+    payload = {"rates": rates.to_dicts(), "per_word": group["per_word"].to_dicts()}
+    return payload, rates, markdown_table(rates, RATE_COLUMNS), figure
+
+
+def _render_sentiment(group: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame, str, str]:
+    table = group["sentiment"]
+    figure = chart(table, "negative_ratio", "negative_ci_low", "negative_ci_high", "Negative alt-text share (95% CI)")
+    return {"sentiment": table.to_dicts()}, table, markdown_table(table, SENTIMENT_COLUMNS), figure
+
+
 @asset(
     name="crime_cooccurrence",
     deps=["gender_labels", "race_labels", "alt_text_scores"],
-    code_version="crime_cooccurrence-1",
+    code_version="crime_cooccurrence-2",
     group_name="reports",
     kinds={"json"},
     description="Rate of crime words in alt-texts of samples attributed to each perceived group (gender, race, "
@@ -39,30 +113,17 @@ def crime_cooccurrence_table(
     context: AssetExecutionContext, config: GroupReportConfig, shard_store: ShardStoreResource
 ) -> MaterializeResult:
     store = shard_store.store()
-    try:
-        result = crime_cooccurrence(store, rule=config.attribution, k_min=config.k_min, exclude=_exclude(config))
-    except NoAttributedSamplesError as exc:
-        raise Failure(description=str(exc)) from exc
-    rates, words = result["rates"], result["per_word"]
-    table_md = markdown_table(rates, RATE_COLUMNS)
-    figure = chart(rates.filter(rates["group"] != "baseline"), "delta_pct", "delta_ci_low", "delta_ci_high",
-                   "Crime-word rate vs baseline (Δ %, 95% CI)")
-    payload = {"rates": rates.to_dicts(), "per_word": words.to_dicts(), "settings": result["settings"],
-               "inputs": result["manifest"]}
-    json_path, md_path = write_report(store, "crime_cooccurrence", payload, table_md + "\n\n" + figure)
-    digest = manifest_hash(result["manifest"])
+    result = _tables(crime_cooccurrence, store, config)
+    metadata, digest = _publish(store, "crime_cooccurrence", result, _render_rates)
     return MaterializeResult(
-        metadata={"table": MetadataValue.md(table_md), "chart": MetadataValue.md(figure),
-                  "groups_published": int((~rates["suppressed"]).sum()), "groups_suppressed": int(rates["suppressed"].sum()),
-                  "k_min": config.k_min, "attribution": config.attribution, "json": MetadataValue.path(json_path),
-                  "inputs_sha256": digest[:16]},
+        metadata={**metadata, "k_min": config.k_min, "attribution": config.attribution},
         data_version=DataVersion(digest[:16]),
     )
 
 
 @asset(
     deps=["gender_labels", "race_labels", "alt_text_scores"],
-    code_version="sentiment_by_group-1",
+    code_version="sentiment_by_group-2",
     group_name="reports",
     kinds={"json"},
     description="Negative-sentiment ratio (share of attributed samples whose alt-text is VADER-negative) and mean "
@@ -72,21 +133,6 @@ def sentiment_by_group(
     context: AssetExecutionContext, config: GroupReportConfig, shard_store: ShardStoreResource
 ) -> MaterializeResult:
     store = shard_store.store()
-    try:
-        result = sentiment_by_group_tables(store, rule=config.attribution, k_min=config.k_min,
-                                           exclude=_exclude(config))
-    except NoAttributedSamplesError as exc:
-        raise Failure(description=str(exc)) from exc
-    table = result["sentiment"]
-    table_md = markdown_table(table, SENTIMENT_COLUMNS)
-    figure = chart(table, "negative_ratio", "negative_ci_low", "negative_ci_high", "Negative alt-text share (95% CI)")
-    json_path, _ = write_report(store, "sentiment_by_group", {"sentiment": table.to_dicts(),
-                                                              "settings": result["settings"],
-                                                              "inputs": result["manifest"]}, table_md + "\n\n" + figure)
-    digest = manifest_hash(result["manifest"])
-    return MaterializeResult(
-        metadata={"table": MetadataValue.md(table_md), "chart": MetadataValue.md(figure),
-                  "groups_suppressed": int(table["suppressed"].sum()), "k_min": config.k_min,
-                  "json": MetadataValue.path(json_path), "inputs_sha256": digest[:16]},
-        data_version=DataVersion(digest[:16]),
-    )
+    result = _tables(sentiment_by_group_tables, store, config)
+    metadata, digest = _publish(store, "sentiment_by_group", result, _render_sentiment)
+    return MaterializeResult(metadata={**metadata, "k_min": config.k_min}, data_version=DataVersion(digest[:16]))

@@ -131,7 +131,9 @@ def discover_shards(root: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN)
         bucket[key] = name
 
     sources: dict[str, ShardSource] = {}
-    for key in sorted(set(tars) | set(parquets)):
+    # NNNNN.parquet beside NNNNN_stats.json is img2dataset's sidecar, not a metadata shard: without its tar the
+    # shard is incomplete (the tar is missing or still being copied) and is not offered at all.
+    for key in sorted(set(tars) | (set(parquets) - set(stats))):
         if key in tars:
             info = listing[tars[key]]
             sources[key] = ShardSource(
