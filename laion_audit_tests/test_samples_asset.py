@@ -100,9 +100,9 @@ def test_rerun_skips_complete_shards_and_redoes_others(shards, tmp_path):
         again = job.execute_in_process(partition_key="00000", instance=instance)
         assert again.success
         assert store.read_marker(SAMPLES_ASSET, "00000")["run_id"] == first.run_id
-        assert again.asset_materializations_for_node("samples")[0].metadata["skipped_complete"].value == 1
-        # A marker from another code version does not count as complete.
-        stale = dict(marker, code_version="samples-0")
+        assert again.asset_materializations_for_node("samples")[0].metadata["skipped_complete"].value is True
+        # A marker from another recipe (here: another code version) does not count as complete.
+        stale = dict(marker, recipe={**marker["recipe"], "code_version": "samples-0"}, recipe_sha256="0" * 64)
         (store_root / "samples" / "00000.complete.json").write_text(json.dumps(stale))
         third = job.execute_in_process(partition_key="00000", instance=instance)
         assert store.read_marker(SAMPLES_ASSET, "00000")["run_id"] == third.run_id
