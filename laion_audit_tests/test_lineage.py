@@ -42,7 +42,7 @@ def env(tmp_path, sample_shards, tiny_models):
             return result
 
         yield {"root": tmp_path, "shards": shards, "store": ShardStore(settings.store_root), "defs": defs,
-               "instance": instance, "run": run}
+               "instance": instance, "run": run, "settings": settings}
 
 
 def _marker(env, asset, shard="00000", restricted=False):
@@ -121,6 +121,25 @@ def test_reingested_samples_make_scores_stale_and_a_rerun_recomputes_them(env):
     env["run"]("shard_ingest_job", "00000")  # no force: the recipe differs, so it recomputes
     assert _marker(env, "alt_text_scores")["run_id"] != scores_run
     assert _passed(env)["alt_text_scores"] is True
+
+
+def test_laion_audit_stale_lists_and_recomputes_what_is_stale(env):
+    from laion_audit.ops.stale import run_stale, stale_report
+
+    env["run"]("shard_ingest_job", "00000")
+    env["run"]("shard_ingest_job", "00000", ops={"samples": {"config": {"force": True}}},
+               asset_selection=[AssetKey("samples")])
+    lines: list[str] = []
+    summary = stale_report(env["settings"], env["instance"], ["samples", "alt_text_scores"], lines.append)
+    assert summary == {"samples": {"current": 1, "stale": 0, "missing": 1},
+                       "alt_text_scores": {"current": 0, "stale": 1, "missing": 1}}
+    assert any("00000: samples was re-materialized" in line for line in lines)
+    stale_run = _marker(env, "alt_text_scores")["run_id"]
+    assert run_stale(env["settings"], env["instance"], lines.append)
+    assert _marker(env, "alt_text_scores")["run_id"] != stale_run
+    summary = stale_report(env["settings"], env["instance"], ["alt_text_scores", "person_boxes"], lines.append)
+    assert summary == {"alt_text_scores": {"current": 2, "stale": 0, "missing": 0},
+                       "person_boxes": {"current": 2, "stale": 0, "missing": 0}}
 
 
 def test_a_shard_copied_in_two_halves_ends_up_fully_ingested_without_force(env, sample_shards):
