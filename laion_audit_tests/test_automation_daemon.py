@@ -3,9 +3,6 @@ the real daemon (sensors, run queue, run launcher) and nobody launches a run."""
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,9 +11,8 @@ import pytest
 from laion_audit.shards.lineage import PER_SHARD_ASSETS
 from laion_audit.shards.store import ShardStore
 
-from .test_dagster_dev import _free_port
+from .test_dagster_dev import _free_port, start_dagster_dev, stop_dagster_dev
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 DEADLINE_SECONDS = 420
 
@@ -59,12 +55,8 @@ def test_a_new_shard_is_materialized_through_the_chain_by_the_daemon(tmp_path, s
                                                                            instance=instance, run_config=QUIET).success
 
     port = _free_port()
-    dagster = Path(sys.executable).with_name("dagster")
     log = (tmp_path / "dagster_dev.log").open("w")
-    process = subprocess.Popen(
-        [str(dagster), "dev", "-p", str(port)], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_dagster_dev(port, env, log)
     store = ShardStore(str(store_root))
     try:
         _copy_shard(sample_shards, "00001", shards)
@@ -77,11 +69,7 @@ def test_a_new_shard_is_materialized_through_the_chain_by_the_daemon(tmp_path, s
         assert not missing, (f"not materialized within {DEADLINE_SECONDS}s: {missing}\n"
                              + (tmp_path / "dagster_dev.log").read_text()[-3000:])
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_dagster_dev(process)
         log.close()
 
     with _instance_at(home) as instance:

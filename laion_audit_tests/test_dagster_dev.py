@@ -23,6 +23,23 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_dagster_dev(port: int, env: dict, output) -> subprocess.Popen:
+    """`dagster dev` from the repository root in its own process group, SIGINT restored (see offline_stack)."""
+    dagster = Path(sys.executable).with_name("dagster")
+    return subprocess.Popen(
+        [str(dagster), "dev", "-p", str(port)], cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def stop_dagster_dev(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def _graphql(port: int) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": QUERY}).encode(),
@@ -37,12 +54,7 @@ def test_dagster_dev_serves_the_code_location_on_loopback(tmp_path):
     port = _free_port()
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "LAION_AUDIT_HOME": str(tmp_path / "home")}
-    dagster = Path(sys.executable).with_name("dagster")
-    process = subprocess.Popen(
-        [str(dagster), "dev", "-p", str(port)], cwd=REPO_ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    process = start_dagster_dev(port, env, subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         payload = None
@@ -62,8 +74,4 @@ def test_dagster_dev_serves_the_code_location_on_loopback(tmp_path):
         bound = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(f":{port}")]
         assert bound and all(addr.startswith("127.0.0.1") for addr in bound), bound
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_dagster_dev(process)

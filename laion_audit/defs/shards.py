@@ -10,7 +10,6 @@ from dagster import (
     AssetSelection,
     BackfillPolicy,
     Config,
-    DataVersion,
     DataVersionsByPartition,
     DefaultSensorStatus,
     Definitions,
