@@ -163,3 +163,21 @@ def test_schedule_picks_up_a_stale_shard_and_the_chain_sensor_new_ones(tmp_path)
             requests = defs.get_sensor_def("shard_chain_sensor")(context)
         assert [r.job_name for r in requests] == ["person_detection_job"]
         assert _ranges(requests) == [("00000", "00002")]
+
+
+def test_observing_shard_files_records_each_files_version(tmp_path):
+    keys = ["00000", "00001"]
+    shards = _shards(tmp_path, keys)
+    defs = definitions(shards, tmp_path / "store")
+    with dagster_test_instance() as instance:
+        register(instance, keys)
+        assert defs.resolve_job_def("observe_shard_files_job").execute_in_process(
+            instance=instance, run_config=QUIET).success
+        from dagster import AssetKey
+
+        for key in keys:
+            stat = (shards / f"{key}.tar").stat()
+            record = instance.get_latest_data_version_record(AssetKey("shard_files"), is_source=True,
+                                                             partition_key=key)
+            version = record.asset_observation.data_version
+            assert version == f"size={stat.st_size};mtime={stat.st_mtime}"
