@@ -144,3 +144,25 @@ def test_a_multi_shard_run_finishes_good_shards_and_names_the_bad_file(tmp_path)
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "00001.tar" in str(failure.step_failure_data.user_failure_data.description)
     assert sorted(ShardStore(str(tmp_path / "store")).complete_shards(SAMPLES_ASSET)) == ["00000", "00002"]
+
+
+def test_a_bad_shard_in_the_middle_of_a_range_run_hides_none_of_its_neighbours(tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_tar(shards / "00000.tar", [good_sample("000000000")])
+    (shards / "00001.tar").write_bytes(b"definitely not a tar" * 100)
+    write_tar(shards / "00002.tar", [good_sample("000020000"), good_sample("000020001")])
+    defs = definitions(shards, tmp_path / "store")
+    with dagster_test_instance() as instance:
+        register(instance, ["00000", "00001", "00002"])
+        result = defs.resolve_job_def("shard_ingest_job").execute_in_process(
+            instance=instance, raise_on_error=False, asset_selection=[AssetKey("samples")],
+            tags={"dagster/asset_partition_range_start": "00000", "dagster/asset_partition_range_end": "00002"})
+        assert not result.success
+        assert instance.get_materialized_partitions(AssetKey("samples")) == {"00000", "00002"}
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("shard 00001:") and "00001.tar" in description
+    assert "00000" not in description and "00002" not in description
+    store = ShardStore(str(tmp_path / "store"))
+    assert store.read_marker(SAMPLES_ASSET, "00002")["rows"] == 2

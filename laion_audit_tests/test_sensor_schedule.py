@@ -181,3 +181,19 @@ def test_observing_shard_files_records_each_files_version(tmp_path):
                                                              partition_key=key)
             version = record.asset_observation.data_version
             assert version == f"size={stat.st_size};mtime={stat.st_mtime}"
+
+
+def test_a_duplicate_shard_key_is_reported_and_skipped_while_the_rest_registers(tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for name in ("90015.tar", "090015.tar", "00001.tar"):
+        write_tar(shards / name, [good_sample("000010000")])
+    (shards / "notes.txt").write_text("not a shard")
+    (shards / "readme.parquet").write_bytes(b"")
+    with dagster_test_instance() as instance:
+        result = tick_discovery(instance, shards, tmp_path / "store")
+        assert registered_by(result) == ["00001"]
+        later = tick_discovery(instance, shards, tmp_path / "store", cursor=result.cursor)
+        message = _skip(later)
+    assert "skipped shard keys claimed by several files: 90015 (090015.tar, 90015.tar)" in message
+    assert "ignored 2 files: 1 not a .tar or .parquet, 1 without a shard number" in message

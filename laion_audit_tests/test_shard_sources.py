@@ -73,3 +73,22 @@ def test_missing_root_is_a_clear_error(tmp_path):
 def test_fsspec_uri_roots_work(tmp_path):
     _touch(tmp_path, "00000.tar")
     assert list(discover_shards(f"file://{tmp_path}")) == ["00000"]
+
+
+def test_scan_skips_a_duplicated_key_and_reports_what_it_ignored(tmp_path):
+    from laion_audit.shards.sources import scan_shards
+
+    _touch(tmp_path, "00001.tar", "part-00003-a.parquet", "part-00003-b.parquet", "holiday.jpg", "123456.tar")
+    sources, report = scan_shards(str(tmp_path))
+    assert list(sources) == ["00001"]
+    assert report.duplicates == {"00003": ["part-00003-a.parquet", "part-00003-b.parquet"]}
+    assert report.ignored == {"holiday.jpg": "not a .tar or .parquet",
+                              "123456.tar": "with a shard number above 99999"}
+
+
+@pytest.mark.parametrize("key", ["../x", "0001", "000001", "1234a", "", "00/01"])
+def test_partition_keys_that_are_not_five_digits_never_reach_a_path(tmp_path, key):
+    from laion_audit.shards.sources import locate_shard
+
+    with pytest.raises(ValueError, match="shard keys are five digits"):
+        locate_shard(str(tmp_path), key)

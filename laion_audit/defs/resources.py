@@ -3,7 +3,13 @@
 
 from dagster import ConfigurableResource
 
-from laion_audit.shards.sources import DEFAULT_SHARD_NUMBER_PATTERN, ShardSource, discover_shards, locate_shard
+from laion_audit.shards.sources import (
+    DEFAULT_SHARD_NUMBER_PATTERN,
+    DiscoveryReport,
+    ShardSource,
+    locate_shard,
+    scan_shards,
+)
 from laion_audit.shards.store import ShardStore
 
 
@@ -23,7 +29,11 @@ class ShardInputsResource(ConfigurableResource):
     name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN
 
     def discover(self) -> dict[str, ShardSource]:
-        return discover_shards(self.root, self.name_pattern)
+        """The shards under the root; keys claimed by two files are left out (see `scan`)."""
+        return scan_shards(self.root, self.name_pattern)[0]
+
+    def scan(self) -> tuple[dict[str, ShardSource], DiscoveryReport]:
+        return scan_shards(self.root, self.name_pattern)
 
     def locate(self, key: str) -> ShardSource:
         return locate_shard(self.root, key, self.name_pattern)

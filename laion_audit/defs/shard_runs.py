@@ -110,13 +110,14 @@ def materialize_shards(
 ) -> Iterator[MaterializeResult | AssetMaterialization]:
     """Run ``process`` for each partition key of the run; yield what Dagster should record.
 
-    ``shard_errors`` are the exceptions that fail one shard and cannot heal on retry: the loop goes on with the
-    next shard. Anything else stops the loop (the next shard would likely hit it too) and keeps the retry
-    policy. Either way the shards finished before the failure are reported as materialized.
+    Every shard is processed whatever happened to the ones before it. ``shard_errors`` are the exceptions that
+    cannot heal on retry (a missing or unreadable input); any other exception may (CUDA out of memory, a
+    storage hiccup). At the end the finished shards are reported as materialized and the run fails naming each
+    failed shard and why, with retries allowed only if some failure may heal.
     """
     outcomes: list[ShardOutcome] = []
     failures: list[str] = []
-    transient: BaseException | None = None
+    retryable = False
     for key in context.partition_keys:
         try:
             outcome = process(key)
@@ -124,28 +125,27 @@ def materialize_shards(
             context.log.error(f"shard {key} failed: {exc}")
             failures.append(f"shard {key}: {exc}")
             continue
-        except Exception as exc:  # noqa: BLE001 - reported with the finished shards, then re-raised
-            context.log.error(f"shard {key} failed ({type(exc).__name__}); stopping this run so it can be retried")
-            transient = exc
-            break
+        except Exception as exc:  # noqa: BLE001 - one shard's fault must not hide its neighbours
+            context.log.error(f"shard {key} failed with {type(exc).__name__}: {exc}")
+            failures.append(f"shard {key}: {type(exc).__name__}: {exc}")
+            retryable = True
+            continue
         counts = ", ".join(f"{name} {outcome.marker.get(name)}" for name in totals)
         context.log.info(f"shard {key}: {counts}" + (" (already complete, skipped)" if outcome.skipped else ""))
         outcomes.append(outcome)
 
     tags = code_identity_tags()
-    if failures or transient is not None:
+    if failures:
         for outcome in outcomes:
             yield AssetMaterialization(
                 asset_key=context.asset_key, partition=outcome.shard,
                 metadata=_shard_metadata(outcome, single_shard_metadata),
                 tags={**tags, DATA_VERSION_TAG: outcome.marker["data_version"]},
             )
-        if transient is not None:
-            raise transient
         raise Failure(
             description="; ".join(failures),
             metadata={"failed_shards": len(failures), "completed_shards": len(outcomes)},
-            allow_retries=False,
+            allow_retries=retryable,
         )
 
     for outcome in outcomes:

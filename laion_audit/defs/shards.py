@@ -110,9 +110,11 @@ def build_shard_defs(settings: Settings) -> Definitions:
     )
     def shard_discovery_sensor(context: SensorEvaluationContext, shard_inputs: ShardInputsResource):
         try:
-            found = shard_inputs.discover()
+            found, report = shard_inputs.scan()
         except FileNotFoundError as exc:
             return SkipReason(str(exc))
+        if report.summary():
+            context.log.warning(f"under {shard_inputs.root}: {report.summary()}")
         known = context.instance.get_dynamic_partitions(shard_partitions.name)
         candidates = new_shard_keys(found, known, limit=settings.register_batch)
         pending = json.loads(context.cursor)["pending"] if context.cursor else {}
@@ -122,8 +124,9 @@ def build_shard_defs(settings: Settings) -> Definitions:
         cursor = json.dumps({"pending": pending}, sort_keys=True)
         if not batch:
             waiting = f"; {len(pending)} waiting to settle" if pending else ""
+            notes = f"; {report.summary()}" if report.summary() else ""
             return SensorResult(skip_reason=f"no new stable shards under {shard_inputs.root} "
-                                f"({len(known)} registered{waiting})", cursor=cursor)
+                                f"({len(known)} registered{waiting}){notes}", cursor=cursor)
         observations = [AssetObservation(asset_key=SHARD_FILES, partition=key,
                                          tags={DATA_VERSION_TAG: found[key].version or "unknown"}) for key in batch]
         return SensorResult(

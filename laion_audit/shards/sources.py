@@ -14,7 +14,7 @@ The root is a local path or any fsspec URI, so the same code lists a laptop fold
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import fsspec
@@ -22,6 +22,8 @@ import fsspec
 ShardFormat = Literal["webdataset", "metadata_parquet"]
 
 SHARD_KEY_WIDTH = 5
+MAX_SHARD_NUMBER = 10**SHARD_KEY_WIDTH - 1
+SHARD_KEY_PATTERN = re.compile(r"\d{5}")
 # The first run of digits that is not glued to a preceding letter or digit: "00017.tar" -> 17,
 # "part-00017-5b54c5d5-....snappy.parquet" -> 17, "laion400m_text_sample_1000.parquet" -> 1000.
 DEFAULT_SHARD_NUMBER_PATTERN = r"(?<![0-9A-Za-z])(\d{1,9})(?![0-9])"
@@ -36,9 +38,16 @@ class ShardNotFoundError(FileNotFoundError):
 
 
 def format_shard_key(number: int) -> str:
-    if number < 0:
-        raise ValueError(f"shard numbers are non-negative, got {number}")
+    if not 0 <= number <= MAX_SHARD_NUMBER:
+        raise ValueError(f"shard numbers are 0..{MAX_SHARD_NUMBER}, got {number}")
     return f"{number:0{SHARD_KEY_WIDTH}d}"
+
+
+def validate_shard_key(key: str) -> str:
+    """A partition key is exactly five digits before it becomes part of any path ("../x" must never be one)."""
+    if not isinstance(key, str) or not SHARD_KEY_PATTERN.fullmatch(key):
+        raise ValueError(f"invalid shard key {key!r}: shard keys are five digits, e.g. 00017")
+    return key
 
 
 @dataclass(frozen=True)
@@ -95,40 +104,81 @@ def _list(root: str) -> dict[str, dict]:
     return {_basename(info["name"]): info for info in fs.ls(path, detail=True) if info.get("type") != "directory"}
 
 
-def discover_shards(root: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN) -> dict[str, ShardSource]:
-    """List ``root`` (non-recursively) and return every shard found, keyed by shard key.
+@dataclass
+class DiscoveryReport:
+    """What a listing held besides shards: keys claimed by two files (skipped, not guessed) and names that are
+    not shards at all, with the reason, so nothing under the root is ignored without a word."""
 
-    A tar wins over a parquet with the same number (the parquet is then img2dataset's sidecar). Two tars,
-    or two metadata parquets, with the same number are an error naming both files: guessing would make
-    a partition's content depend on listing order.
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
+    ignored: dict[str, str] = field(default_factory=dict)  # file name -> why
+
+    def summary(self) -> str:
+        parts = []
+        if self.duplicates:
+            parts.append("skipped shard keys claimed by several files: " + "; ".join(
+                f"{key} ({', '.join(names)})" for key, names in sorted(self.duplicates.items())))
+        if self.ignored:
+            reasons: dict[str, int] = {}
+            for why in self.ignored.values():
+                reasons[why] = reasons.get(why, 0) + 1
+            parts.append(f"ignored {len(self.ignored)} files: " + ", ".join(
+                f"{n} {why}" for why, n in sorted(reasons.items())))
+        return "; ".join(parts)
+
+
+def discover_shards(root: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN) -> dict[str, ShardSource]:
+    """Every shard under ``root``; a key claimed by two files is an error naming both (see scan_shards)."""
+    sources, report = scan_shards(root, name_pattern)
+    if report.duplicates:
+        key, names = sorted(report.duplicates.items())[0]
+        raise ShardDiscoveryError(
+            f"two files under {root} map to shard {key}: {names[0]!r} and {names[1]!r}; "
+            "rename one or set a shard name pattern that tells them apart"
+        )
+    return sources
+
+
+def scan_shards(root: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN) -> tuple[dict[str, ShardSource],
+                                                                                       DiscoveryReport]:
+    """List ``root`` (non-recursively): the shards found, keyed by shard key, and a report of the rest.
+
+    A tar wins over a parquet with the same number (the parquet is then img2dataset's sidecar). Two tars, or two
+    metadata parquets, with the same number are reported and that key is skipped: guessing would make a
+    partition's content depend on listing order, and refusing the whole listing would stop every other shard.
     """
     listing = _list(root)
-    names = sorted(listing)
+    report = DiscoveryReport()
     tars: dict[str, str] = {}
     parquets: dict[str, str] = {}
     stats: dict[str, str] = {}
-    for name in names:
+    for name in sorted(listing):
         if name.startswith(".") or name.startswith("_"):
-            continue
+            continue  # hidden files and writers' temporaries
         number = shard_number_from_name(name, name_pattern)
-        if number is None:
-            continue
-        key = format_shard_key(number)
         if name.endswith("_stats.json"):
-            stats[key] = name
-            continue
-        if name.endswith(".tar"):
+            bucket = stats
+        elif name.endswith(".tar"):
             bucket = tars
         elif name.endswith(".parquet"):
             bucket = parquets
         else:
+            if name != "manifest.json" and not name.endswith(".json"):
+                report.ignored[name] = "not a .tar or .parquet"
             continue
-        if key in bucket:
-            raise ShardDiscoveryError(
-                f"two files under {root} map to shard {key}: {bucket[key]!r} and {name!r}; "
-                "rename one or set a shard name pattern that tells them apart"
-            )
+        if number is None:
+            report.ignored[name] = "without a shard number"
+            continue
+        if number > MAX_SHARD_NUMBER:
+            report.ignored[name] = f"with a shard number above {MAX_SHARD_NUMBER}"
+            continue
+        key = format_shard_key(number)
+        if key in bucket and bucket is not stats:
+            report.duplicates.setdefault(key, [bucket[key]]).append(name)
+            continue
         bucket[key] = name
+    for key in report.duplicates:
+        tars.pop(key, None)
+        parquets.pop(key, None)
 
     sources: dict[str, ShardSource] = {}
     # NNNNN.parquet beside NNNNN_stats.json is img2dataset's sidecar, not a metadata shard: without its tar the
@@ -149,11 +199,12 @@ def discover_shards(root: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN)
             info = listing[parquets[key]]
             sources[key] = ShardSource(key=key, format="metadata_parquet", url=_join(root, parquets[key]),
                                        version=file_version(info), size=info.get("size"))
-    return sources
+    return sources, report
 
 
 def locate_shard(root: str, key: str, name_pattern: str = DEFAULT_SHARD_NUMBER_PATTERN) -> ShardSource:
     """Resolve one partition key to its input, trying the img2dataset names before a full listing."""
+    validate_shard_key(key)
     fs, path = fsspec.core.url_to_fs(root)
     tar_path = _join(path, f"{key}.tar")
     if fs.exists(tar_path):
@@ -169,7 +220,10 @@ def locate_shard(root: str, key: str, name_pattern: str = DEFAULT_SHARD_NUMBER_P
             version=file_version(info),
             size=info.get("size"),
         )
-    sources = discover_shards(root, name_pattern)
+    sources, report = scan_shards(root, name_pattern)
+    if key in report.duplicates:
+        raise ShardDiscoveryError(f"two files under {root} map to shard {key}: "
+                                  f"{', '.join(map(repr, report.duplicates[key]))}; rename one")
     if key not in sources:
         raise ShardNotFoundError(f"no input file for shard {key} under {root}")
     return sources[key]
