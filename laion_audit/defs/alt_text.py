@@ -26,6 +26,7 @@ from laion_audit.audits.alt_text_scoring import add_hate_probabilities, score_al
 from laion_audit.defs.models import ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardStoreResource
+from laion_audit.defs.run_config import CheckedConfig, out_of_range
 from laion_audit.defs.shard_runs import (
     UpstreamNotReadyError,
     materialize_shards,
@@ -43,7 +44,7 @@ from laion_audit.shards.recipe import Recipe, word_list_setting
 ALT_TEXT_SCORES = "alt_text_scores"
 
 
-class AltTextScoresConfig(Config):
+class AltTextScoresConfig(CheckedConfig):
     crime_words: str = "crime_words"  # a shipped list name or a path to the user's list
     nsfw_keywords: str = "nsfw_keywords_birhane2021"
     negative_threshold: float = -0.05
@@ -52,6 +53,15 @@ class AltTextScoresConfig(Config):
     # Hate-speech probabilities from the profile's `hate_speech` text classifier (paper: pysentimiento BERTweet).
     hate_speech: bool = False
     force: bool = False
+
+    def problems(self) -> list[str]:
+        problems = (out_of_range("negative_threshold", self.negative_threshold, -1, 1)
+                    + out_of_range("positive_threshold", self.positive_threshold, -1, 1)
+                    + out_of_range("processes", self.processes, 1))
+        if self.negative_threshold > self.positive_threshold:
+            problems.append(f"negative_threshold ({self.negative_threshold}) must not exceed positive_threshold "
+                            f"({self.positive_threshold})")
+        return problems
 
 
 def alt_text_recipe(config: AltTextScoresConfig, crime: list[str], nsfw: list[str], models: dict[str, str],
@@ -91,6 +101,7 @@ def build_alt_text_scores(settings: Settings):
         shard_store: ShardStoreResource,
         models: ModelsResource,
     ):
+        config.check(ALT_TEXT_SCORES)
         store = shard_store.store()
         crime, nsfw = load_word_list(config.crime_words), load_word_list(config.nsfw_keywords)
         hate = models.hate_speech() if config.hate_speech else None

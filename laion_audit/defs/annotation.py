@@ -6,6 +6,7 @@ row names the model and weights fingerprint that produced it.
 """
 
 from pathlib import Path
+from typing import Literal
 
 from dagster import (
     AssetExecutionContext,
@@ -31,6 +32,7 @@ from laion_audit.annotation.classifiers import (
 from laion_audit.defs.gpu import GPU_POOL, GPU_RETRY_POLICY, gpu_backfill_policy, gpu_op_tags
 from laion_audit.defs.models import MEMBER_ROLES, ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
+from laion_audit.defs.run_config import CheckedConfig, out_of_range
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
 from laion_audit.defs.shard_runs import (
     UpstreamNotReadyError,
@@ -54,7 +56,7 @@ SHARD_ERRORS = (UpstreamNotReadyError, ShardReadError, ShardNotFoundError)
 BOXES = "person_boxes"
 
 
-class PersonBoxesConfig(Config):
+class PersonBoxesConfig(CheckedConfig):
     conf: float = 0.25
     iou: float = 0.7
     imgsz: int = 640
@@ -63,6 +65,12 @@ class PersonBoxesConfig(Config):
     min_side: float = DEFAULT_MIN_SIDE
     batch_size: int = 16
     force: bool = False
+
+    def problems(self) -> list[str]:
+        # min_side 0 would call zero-area boxes valid, and votes and labels cannot crop them.
+        return (out_of_range("conf", self.conf, 0, 1, low_open=True) + out_of_range("iou", self.iou, 0, 1, low_open=True)
+                + out_of_range("imgsz", self.imgsz, 32) + out_of_range("max_det", self.max_det, 1)
+                + out_of_range("min_side", self.min_side, 0, low_open=True) + out_of_range("batch_size", self.batch_size, 1))
 
 
 def shard_recipe(asset: str, models: dict[str, str], settings: dict, upstream: dict[str, str]) -> Recipe:
@@ -86,6 +94,7 @@ def _person_boxes(gpu_asset: dict):
         shard_inputs: ShardInputsResource,
         models: ModelsResource,
     ):
+        config.check(BOXES)
         store = shard_store.store()
         max_det = profile_default(models.profile, "max_det", config.max_det)
         detector = models.detector(conf=config.conf, iou=config.iou, imgsz=config.imgsz, max_det=max_det)
@@ -115,12 +124,15 @@ def _person_boxes(gpu_asset: dict):
     return person_boxes
 
 
-class VotesConfig(Config):
+class VotesConfig(CheckedConfig):
     sample_size: int = 64
     seed: int = 0
-    consensus_rule: str = "unanimous_parseable"
+    consensus_rule: Literal["unanimous_parseable", "unanimous_all", "majority"] = "unanimous_parseable"
     batch_size: int = 16
     force: bool = False
+
+    def problems(self) -> list[str]:
+        return out_of_range("sample_size", self.sample_size, 1) + out_of_range("batch_size", self.batch_size, 1)
 
 
 def _votes_asset(question: str, gpu_asset: dict):
@@ -143,6 +155,7 @@ def _votes_asset(question: str, gpu_asset: dict):
         shard_inputs: ShardInputsResource,
         models: ModelsResource,
     ):
+        config.check(name)
         store = shard_store.store()
         members = {role: models.vlm(role) for role in MEMBER_ROLES}
         vote_settings = config.model_dump(exclude={"force", "batch_size"})
@@ -168,13 +181,17 @@ def _votes_asset(question: str, gpu_asset: dict):
     return _votes
 
 
-class ClassifierConfig(Config):
+class ClassifierConfig(CheckedConfig):
     # None: the profile's value (paper: 10 epochs at 1e-5; tiny: 3 at 1e-3).
     epochs: int | None = None
     lr: float | None = None
     batch_size: int = 32
     seed: int = 0
     import_checkpoint: str | None = None
+
+    def problems(self) -> list[str]:
+        return (out_of_range("epochs", self.epochs, 1) + out_of_range("lr", self.lr, 0, 1, low_open=True)
+                + out_of_range("batch_size", self.batch_size, 1))
 
 
 def _classifier_asset(question: str, classes: tuple[str, ...], settings: Settings):
@@ -201,6 +218,7 @@ def _classifier_asset(question: str, classes: tuple[str, ...], settings: Setting
     ) -> MaterializeResult:
         from laion_audit.annotation.classifier_training import TrainingRecipe
 
+        config.check(name)
         out_root = models.trained_root(name)
         if config.import_checkpoint:
             published = import_checkpoint(Path(config.import_checkpoint), out_root, classes)
@@ -245,11 +263,15 @@ def _classifier_asset(question: str, classes: tuple[str, ...], settings: Setting
 
 
 
-class LabelsConfig(Config):
+class LabelsConfig(CheckedConfig):
     # Below this top probability the label is "unclear" (paper: a race-classifier threshold, value not public).
     abstain_threshold: float | None = None
     batch_size: int = 64
     force: bool = False
+
+    def problems(self) -> list[str]:
+        return out_of_range("abstain_threshold", self.abstain_threshold, 0, 1) + out_of_range("batch_size",
+                                                                                           self.batch_size, 1)
 
 
 def _labels_asset(question: str, classes: tuple[str, ...], gpu_asset: dict):
@@ -272,6 +294,7 @@ def _labels_asset(question: str, classes: tuple[str, ...], gpu_asset: dict):
         shard_inputs: ShardInputsResource,
         models: ModelsResource,
     ):
+        config.check(name)
         store = shard_store.store()
         folder, fingerprint = current_checkpoint(models.trained_root(classifier_role))
         classifier = models.classifier(folder, fingerprint, classifier_role)
@@ -298,11 +321,14 @@ def _labels_asset(question: str, classes: tuple[str, ...], gpu_asset: dict):
     return _labels
 
 
-class CaptionsConfig(Config):
+class CaptionsConfig(CheckedConfig):
     # None: the profile's value (paper: 256; tiny: 24).
     max_new_tokens: int | None = None
     batch_size: int = 8
     force: bool = False
+
+    def problems(self) -> list[str]:
+        return out_of_range("max_new_tokens", self.max_new_tokens, 1) + out_of_range("batch_size", self.batch_size, 1)
 
 
 def _person_captions(gpu_asset: dict):
@@ -322,6 +348,7 @@ def _person_captions(gpu_asset: dict):
         shard_inputs: ShardInputsResource,
         models: ModelsResource,
     ):
+        config.check("person_captions")
         store = shard_store.store()
         captioner = models.vlm("captioner")
         max_new_tokens = profile_default(models.profile, "caption_max_new_tokens", config.max_new_tokens)

@@ -144,7 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     apply_offline_environment()
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from laion_audit.ops.settings import SettingsError
+
+    try:
+        return args.func(args)
+    except SettingsError as exc:
+        print(f"laion-audit: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

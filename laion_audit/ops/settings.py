@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 EXECUTORS = ("multiprocess", "in_process", "k8s")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the project cannot run with; the message names the environment variable."""
 _DEFAULT_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
 _DEFAULT_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
 
@@ -35,13 +39,31 @@ class GpuSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> GpuSettings:
         return cls(
-            gpus_per_step=int(env.get("LAION_AUDIT_GPUS_PER_STEP", "1")),
-            node_selector=json.loads(env.get("LAION_AUDIT_GPU_NODE_SELECTOR", json.dumps(_DEFAULT_NODE_SELECTOR))),
-            tolerations=tuple(json.loads(env.get("LAION_AUDIT_GPU_TOLERATIONS", json.dumps(_DEFAULT_TOLERATIONS)))),
+            gpus_per_step=_number(env, "LAION_AUDIT_GPUS_PER_STEP", "1", int),
+            node_selector=_json(env, "LAION_AUDIT_GPU_NODE_SELECTOR", _DEFAULT_NODE_SELECTOR),
+            tolerations=tuple(_json(env, "LAION_AUDIT_GPU_TOLERATIONS", _DEFAULT_TOLERATIONS)),
             shm_size=env.get("LAION_AUDIT_GPU_SHM_SIZE", "16Gi"),
             step_memory=env.get("LAION_AUDIT_GPU_STEP_MEMORY", "48Gi"),
-            shards_per_run=int(env.get("LAION_AUDIT_GPU_SHARDS_PER_RUN", "16")),
+            shards_per_run=_number(env, "LAION_AUDIT_GPU_SHARDS_PER_RUN", "16", int),
         )
+
+
+def _number(env: Mapping[str, str], variable: str, default: str, kind: type):
+    raw = env.get(variable, default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{variable} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
+
+
+def _json(env: Mapping[str, str], variable: str, default):
+    raw = env.get(variable)
+    if raw is None:
+        return default
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{variable} must be JSON: {exc.msg} at position {exc.pos}") from None
 
 
 @dataclass(frozen=True)
@@ -67,8 +89,20 @@ class Settings:
     gpu: GpuSettings = field(default_factory=GpuSettings)
 
     def __post_init__(self):
+        from laion_audit.models.registry import PROFILES
+
         if self.executor not in EXECUTORS:
-            raise ValueError(f"LAION_AUDIT_EXECUTOR must be one of {EXECUTORS}, got {self.executor!r}")
+            raise SettingsError(f"LAION_AUDIT_EXECUTOR must be one of {EXECUTORS}, got {self.executor!r}")
+        if self.model_profile not in PROFILES:
+            raise SettingsError(f"LAION_AUDIT_MODEL_PROFILE must be one of {sorted(PROFILES)}, got {self.model_profile!r}")
+        for variable, value, low in (("LAION_AUDIT_REGISTER_BATCH", self.register_batch, 1),
+                                     ("LAION_AUDIT_MAX_PARTITIONS_PER_RUN", self.max_partitions_per_run, 1),
+                                     ("LAION_AUDIT_SENSOR_INTERVAL", self.sensor_interval_seconds, 1),
+                                     ("LAION_AUDIT_SETTLE_SECONDS", self.settle_seconds, 0),
+                                     ("LAION_AUDIT_GPU_SHARDS_PER_RUN", self.gpu.shards_per_run, 1),
+                                     ("LAION_AUDIT_GPUS_PER_STEP", self.gpu.gpus_per_step, 0)):
+            if value < low:
+                raise SettingsError(f"{variable} must be at least {low}, got {value}")
         # Frozen dataclass: fill the folders derived from `home` when they were not given.
         if not self.models_dir:
             object.__setattr__(self, "models_dir", f"{self.home}/models/{self.model_profile}")
@@ -85,13 +119,13 @@ class Settings:
             shards_root=env.get("LAION_AUDIT_SHARDS", f"{home}/shards"),
             store_root=env.get("LAION_AUDIT_STORE", f"{home}/store"),
             executor=env.get("LAION_AUDIT_EXECUTOR", "multiprocess"),
-            register_batch=int(env.get("LAION_AUDIT_REGISTER_BATCH", "1000")),
-            max_partitions_per_run=int(env.get("LAION_AUDIT_MAX_PARTITIONS_PER_RUN", "8")),
+            register_batch=_number(env, "LAION_AUDIT_REGISTER_BATCH", "1000", int),
+            max_partitions_per_run=_number(env, "LAION_AUDIT_MAX_PARTITIONS_PER_RUN", "8", int),
             model_profile=profile,
             models_dir=env.get("LAION_AUDIT_MODELS_DIR", f"{home}/models/{profile}"),
             trained_dir=env.get("LAION_AUDIT_TRAINED_DIR", f"{home}/trained_models"),
-            settle_seconds=float(env.get("LAION_AUDIT_SETTLE_SECONDS", "120")),
-            sensor_interval_seconds=int(env.get("LAION_AUDIT_SENSOR_INTERVAL", "60")),
+            settle_seconds=_number(env, "LAION_AUDIT_SETTLE_SECONDS", "120", float),
+            sensor_interval_seconds=_number(env, "LAION_AUDIT_SENSOR_INTERVAL", "60", int),
             check_automation=env.get("LAION_AUDIT_CHECK_AUTOMATION", "1") not in ("0", "false", "no"),
             gpu=GpuSettings.from_env(env),
         )
