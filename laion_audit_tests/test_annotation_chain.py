@@ -68,7 +68,7 @@ def _keys(store, asset, shard, restricted=False):
     ("person_boxes", False, PERSON_BOXES_SCHEMA),
     ("gender_labels", True, GENDER_LABELS_SCHEMA),
     ("race_labels", True, RACE_LABELS_SCHEMA),
-    ("person_captions", False, PERSON_CAPTIONS_SCHEMA),
+    ("person_captions", True, PERSON_CAPTIONS_SCHEMA),
 ])
 def test_every_sample_key_is_accounted_for_with_provenance(chain, asset, restricted, schema):
     store = chain["store"]
@@ -120,11 +120,12 @@ def test_votes_keep_every_member_answer_and_the_rule(chain):
     assert all(r["raw_answer"] is not None for r in rows)
 
 
-def test_demographic_outputs_are_owner_only(chain):
+def test_demographic_outputs_and_captions_are_owner_only(chain):
     store = chain["store"]
-    for asset in ("gender_votes", "race_votes", "gender_labels", "race_labels"):
+    for asset in ("gender_votes", "race_votes", "gender_labels", "race_labels", "person_captions"):
         path = store.data_path(asset, "00000", restricted=True)
         assert "/restricted/" in path and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert not (chain["root"] / "store" / "person_captions").exists()
 
 
 def test_classifiers_report_metrics_and_their_fingerprint_as_data_version(chain):

@@ -338,7 +338,7 @@ def _person_captions(gpu_asset: dict):
         code_version=code_version("person_captions"),
         group_name="annotation",
         description="InternVL3 person-centric captions: the full image with a red 3-px box around the person, "
-        "the paper's prompt, greedy decoding.",
+        "the paper's prompt, greedy decoding. Restricted storage: a caption describes how a person looks.",
         **gpu_asset,
     )
     def person_captions(
@@ -363,7 +363,7 @@ def _person_captions(gpu_asset: dict):
                                       captioner, max_new_tokens=max_new_tokens, batch_size=config.batch_size)
                 return table, {"captions": table.filter(table["box_id"].is_valid()).num_rows}
 
-            return write_shard(context, store, shard, recipe, compute, force=config.force)
+            return write_shard(context, store, shard, recipe, compute, restricted=True, force=config.force)
 
         yield from materialize_shards(
             context, process, shard_errors=SHARD_ERRORS, totals=("rows", "captions", "errors", "upstream_errors"),

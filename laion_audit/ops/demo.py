@@ -158,7 +158,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
             if failure:
                 outcomes[i - 1] = ShardOutcome(key, False, outcome.seconds, outcome.marker,
                                                "; ".join(filter(None, [outcome.failure, failure])))
-            captions = store.read_marker("person_captions", key) or {}
+            captions = store.read_marker("person_captions", key, restricted=True) or {}
             outcomes[i - 1].persons = (store.read_marker("person_boxes", key) or {}).get("valid_persons", 0)
             outcomes[i - 1].captions = captions.get("captions", 0)
             out(f"  [{i}/{len(keys)}] shard {key}: {'ok' if not failure else 'FAILED'} in "
@@ -228,8 +228,9 @@ def render_summary(summary: DemoSummary, total_seconds: float | None = None) -> 
     lines.append("")
     lines.append("Produced")
     lines.append(f"  per-shard tables: {summary.store_root}/<asset>/<shard>.parquet (+ .complete.json markers) for "
-                 "samples, person_boxes, person_captions")
-    lines.append(f"  restricted (owner-only): {summary.store_root}/restricted/ for gender/race votes and labels")
+                 "samples, alt_text_scores, person_boxes")
+    lines.append(f"  restricted (owner-only): {summary.store_root}/restricted/ for gender/race votes, labels and person "
+                 "captions")
     lines.append(f"  trained classifiers: {summary.workdir}/trained_models/  (tiny random-weight backbones: the "
                  "labels exercise the pipeline, they are not perceptions)")
     lines.append(f"  provenance of one sample: laion-audit provenance SHARD KEY --store {summary.store_root}")

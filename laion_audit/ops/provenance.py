@@ -19,7 +19,7 @@ PERSON_TABLES = (
     ("person_boxes", False, "confidence"),
     ("gender_labels", True, "label"),
     ("race_labels", True, "label"),
-    ("person_captions", False, "caption"),
+    ("person_captions", True, "caption"),
 )
 
 

@@ -49,7 +49,7 @@ PER_SHARD_ASSETS: dict[str, ShardAsset] = {
         ShardAsset("race_votes", "votes-2", True, ("person_boxes",)),
         ShardAsset("gender_labels", "labels-2", True, ("person_boxes",)),
         ShardAsset("race_labels", "labels-2", True, ("person_boxes",)),
-        ShardAsset("person_captions", "person_captions-2", False, ("person_boxes",)),
+        ShardAsset("person_captions", "person_captions-3", True, ("person_boxes",)),
     )
 }
 
