@@ -277,3 +277,24 @@ def test_markers_and_footers_name_the_code(env):
     # Counts come from the rows.
     statuses = pq.read_table(env["store"].data_path("samples", "00000"), columns=["status"]).column(0).to_pylist()
     assert marker["errors"] == statuses.count("error")
+
+
+def test_dagster_sees_a_settings_change_after_a_range_run(env):
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    env["run"]("shard_ingest_job", tags={"dagster/asset_partition_range_start": "00000",
+                                          "dagster/asset_partition_range_end": "00001"})
+    graph = env["defs"].resolve_asset_graph()
+
+    def status(key, shard):
+        return CachingStaleStatusResolver(env["instance"], graph, LoadingContextForTest(env["instance"])).get_status(
+            AssetKey(key), shard)
+
+    assert status("alt_text_scores", "00001") == StaleStatus.FRESH
+    # Another setting, again as a range run: same code version and same shard files, yet other outputs.
+    env["run"]("shard_ingest_job", ops={"samples": {"config": {"verify_images": "header"}}},
+               asset_selection=[AssetKey("samples")],
+               tags={"dagster/asset_partition_range_start": "00000", "dagster/asset_partition_range_end": "00001"})
+    assert status("alt_text_scores", "00000") == StaleStatus.STALE
+    assert status("alt_text_scores", "00001") == StaleStatus.STALE

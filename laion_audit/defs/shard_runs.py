@@ -8,6 +8,7 @@ retry cheap. A failure that cannot heal by retrying (a missing or unreadable inp
 anything else (CUDA out of memory, an evicted pod, a storage hiccup) keeps the asset's retry policy.
 """
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,5 +157,17 @@ def materialize_shards(
         **{f"total_{name}": sum(o.marker.get(name) or 0 for o in outcomes) for name in totals},
         **(extra_metadata or {}),
     }
-    data_version = DataVersion(outcomes[0].marker["data_version"]) if len(outcomes) == 1 else None
-    yield MaterializeResult(metadata=metadata, data_version=data_version, tags=tags)
+    yield MaterializeResult(metadata=metadata, data_version=_run_data_version(outcomes), tags=tags)
+
+
+def _run_data_version(outcomes: Sequence[ShardOutcome]) -> DataVersion | None:
+    """One shard: its own data version. Several: Dagster takes one version for every partition of a successful
+    run, so it gets a hash of all of theirs, which changes whenever any shard's recipe or output does (it can
+    also change when a shard is re-run beside other shards: conservative, never blind). The markers keep each
+    shard's own version, and the lineage checks use those."""
+    if not outcomes:
+        return None
+    if len(outcomes) == 1:
+        return DataVersion(outcomes[0].marker["data_version"])
+    joined = ",".join(f"{o.shard}={o.marker['data_version']}" for o in sorted(outcomes, key=lambda o: o.shard))
+    return DataVersion(hashlib.sha256(joined.encode()).hexdigest()[:24])
