@@ -24,8 +24,10 @@ ERROR_KINDS = (
     "non_utf8_caption",
     "missing_json",
     "malformed_json",
+    "bad_metadata_value",  # a metadata value of the wrong type or out of range (nulled in its column)
     "truncated_tar",
     "duplicate_key",
+    "non_utf8_key",  # a tar member name that is not UTF-8 (the key is written with \\x escapes)
 )
 
 SAMPLES_SCHEMA = pa.schema(
