@@ -17,6 +17,11 @@ production SigLIP classifier and the tiny models of the tests:
 The paper does not state its split sizes; ``split_dataset`` draws a seeded, stratified split and returns
 it so the run's lineage can record exactly which examples were held out.
 
+Per-class counts, confusion matrices and split lists describe people of one demographic class, so only
+``published_metrics`` (cells below k nulled, see stats/group_statistics.suppress_matrix) leave restricted
+storage; ``restricted_metrics`` is the full record with per-class supports (annotation/classifiers.py decides
+where each goes).
+
 Torch is imported inside the functions only: the Dagster code location imports this module to build
 its definitions, and must not pay for (or require) torch to do so.
 """
@@ -214,6 +219,48 @@ def classification_metrics(
         "mean_uncertainty": mean_u,
         "auroc_mispredicted": auroc,
     }
+
+
+# Overall figures of a metrics dict, published only when the classifier saw at least k examples.
+_OVERALL = ("accuracy", "kappa", "mean_uncertainty", "auroc_mispredicted")
+
+
+def published_metrics(metrics: dict[str, Any], k_min: int | None = None, *,
+                      n_examples: int | None = None) -> dict[str, Any]:
+    """What of ``classification_metrics`` may be published: no cell that counts fewer than ``k_min`` people.
+
+    * overall accuracy, kappa and the uncertainty figures: kept when ``n_examples`` (the classifier's training
+      examples; the split's ``n`` when not given) is at least ``k_min``, else None;
+    * ``per_class_accuracy``: only for classes with at least ``k_min`` examples in the split (support = row sum
+      of the confusion matrix), None for the others;
+    * ``confusion_matrix``: cells below ``k_min`` (zeros too) and their complements None (suppress_matrix);
+    * ``suppressed_below`` = ``k_min`` marks the dict as published (a second pass leaves it alone).
+
+    The split size ``n`` and the class names stay. Works on partial dicts (an imported checkpoint's metrics).
+    """
+    from laion_audit.stats.group_statistics import K_MIN, suppress_matrix
+
+    k_min = K_MIN if k_min is None else k_min
+    matrix = metrics.get("confusion_matrix")
+    class_names = list(metrics.get("class_names") or (metrics.get("per_class_accuracy") or {}))
+    support = [sum(row) for row in matrix] if matrix else []
+    enough = (n_examples if n_examples is not None else metrics.get("n") or 0) >= k_min
+    out: dict[str, Any] = {"n": metrics.get("n"), "class_names": class_names, "suppressed_below": k_min}
+    out.update({key: (metrics.get(key) if enough else None) for key in _OVERALL})
+    per_class = metrics.get("per_class_accuracy") or {}
+    out["per_class_accuracy"] = {
+        name: (per_class.get(name) if i < len(support) and support[i] >= k_min else None)
+        for i, name in enumerate(class_names)
+    }
+    out["confusion_matrix"] = suppress_matrix(matrix, k_min) if matrix else matrix
+    return out
+
+
+def restricted_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The full metrics plus ``per_class_support`` (examples per true class): for restricted storage only."""
+    matrix = metrics.get("confusion_matrix") or []
+    names = list(metrics.get("class_names") or [])
+    return {**metrics, "per_class_support": {name: int(sum(row)) for name, row in zip(names, matrix)}}
 
 
 def train_classifier(

@@ -4,11 +4,24 @@ Consensus crops are gathered from every complete `*_votes` shard, re-cut from th
 fine-tune an open_clip image tower with a linear head (classifier_training.py has the paper's recipe). The
 checkpoint lands under ``<store>/models/<asset>/<fingerprint>/``; ``current.json`` beside it names the one that
 label assets load, and its fingerprint is the asset's data version, so retraining makes labels stale.
+
+No demographic cell smaller than k (stats/group_statistics.K_MIN) leaves restricted storage. The split lists
+(shard, key, box_id), per-class counts, full confusion matrices and per-class accuracies with their supports
+go to ``training_record.json`` in the checkpoint folder, owner-only (file 0o600, folder 0o700); classifier.json
+keeps the backbone, classes, backbone fingerprint, votes versions, the number of examples and suppressed
+metrics (classifier_training.published_metrics). The record lives beside the weights rather than under the
+store's ``restricted/`` prefix because it belongs to exactly one checkpoint (same fingerprint folder, found
+through the same current.json, deleted with it), the trained dir is always a local path where the mode is
+enforced by the OS (the store may be object storage, where ``restricted/`` is a bucket-policy convention), and
+the classifier asset writes nothing else to the store. ``publish_checkpoint`` applies the same split to every
+checkpoint under its root, so imported checkpoints and those written before this rule are brought into line
+the next time the classifier asset runs (``restrict_checkpoints`` does it by hand).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -20,14 +33,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from laion_audit.models.fingerprint import fingerprint_path
-from laion_audit.models.image_classifier import META_FILE, build_classifier, load_backbone, save_classifier
+from laion_audit.models.image_classifier import (
+    META_FILE,
+    RECORD_FILE,
+    build_classifier,
+    load_backbone,
+    save_classifier,
+    write_meta,
+    write_training_record,
+)
 from laion_audit.annotation.crops import PersonBox, crop, iter_person_images
 from laion_audit.shards.sources import ShardSource
 from laion_audit.shards.store import ShardStore
+from laion_audit.stats.group_statistics import K_MIN
 
 
 class NotEnoughConsensusError(ValueError):
-    """Too few consensus labels to train on; the message says how many of each class there were."""
+    """Too few consensus labels to train on; the message says how many there were, in how many classes."""
 
 
 @dataclass
@@ -79,50 +101,134 @@ def train_from_consensus(
     *,
     backbone_fingerprint: str | None = None,
     min_examples: int = 6,
+    k_min: int = K_MIN,
 ) -> dict[str, Any]:
+    """Train on the consensus crops and publish the checkpoint; metrics in classifier.json keep no cell < k_min."""
     from laion_audit.annotation.classifier_training import train_classifier
 
     counts = {name: examples.labels.count(i) for i, name in enumerate(classes)}
     if len(examples.labels) < min_examples or sum(1 for n in counts.values() if n) < 2:
+        # The message reaches the run log, so it names no per-class count (those are in the restricted votes).
+        present = sum(1 for n in counts.values() if n)
         raise NotEnoughConsensusError(
-            f"need at least {min_examples} consensus crops in 2+ classes to train, got {counts}; "
+            f"need at least {min_examples} consensus crops in 2+ classes to train, got {len(examples.labels)} "
+            f"in {present} class{'es' if present != 1 else ''}; "
             "materialize more vote shards, raise the vote sample size, or import a checkpoint"
         )
     backbone, preprocess = load_backbone(backbone_reference)
     model = build_classifier(backbone, len(classes))
     result = train_classifier(model, preprocess, examples.images, examples.labels, list(classes), recipe)
     refs = {split: [list(examples.refs[i]) for i in indices] for split, indices in result.splits.items()}
-    extra = {
+    split_counts = {split: {name: sum(1 for i in indices if examples.labels[i] == c) for c, name in enumerate(classes)}
+                    for split, indices in result.splits.items()}
+    full = {
         "trained_on": {"n_examples": len(examples.labels), "class_counts": counts, "splits": refs,
-                       "votes_versions": examples.votes_versions},
+                       "split_class_counts": split_counts, "votes_versions": examples.votes_versions},
         "backbone_fingerprint": backbone_fingerprint,
         "best_epoch": result.best_epoch,
         "val_metrics": result.val_metrics,
         "test_metrics": result.test_metrics,
         "history": result.history,
     }
+    extra, record = split_training_record(full, k_min)
     return publish_checkpoint(out_root, lambda folder: save_classifier(folder, model, backbone_reference, classes,
-                                                                         extra))
+                                                                         extra, record), k_min=k_min)
 
 
-def import_checkpoint(source_folder: Path, out_root: Path, classes: tuple[str, ...]) -> dict[str, Any]:
+def import_checkpoint(source_folder: Path, out_root: Path, classes: tuple[str, ...], *,
+                      k_min: int = K_MIN) -> dict[str, Any]:
     meta = json.loads((source_folder / META_FILE).read_text())
     if tuple(meta["classes"]) != classes:
         raise ValueError(f"checkpoint {source_folder} has classes {meta['classes']}, expected {list(classes)}")
-    return publish_checkpoint(out_root, lambda folder: shutil.copytree(source_folder, folder, dirs_exist_ok=True))
+    return publish_checkpoint(out_root, lambda folder: shutil.copytree(source_folder, folder, dirs_exist_ok=True),
+                              k_min=k_min)
 
 
-def publish_checkpoint(out_root: Path, write: Callable[[Path], None]) -> dict[str, Any]:
-    """Write into a temporary folder, name it by its fingerprint, then point current.json at it."""
+# trained_on entries that count or name individual examples: restricted.
+_RESTRICTED_TRAINED_ON = ("class_counts", "splits", "split_class_counts")
+_HISTORY_OVERALL = ("val_accuracy", "val_kappa", "val_mean_uncertainty", "val_auroc_mispredicted")
+
+
+def split_training_record(meta: dict[str, Any], k_min: int = K_MIN) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(publishable classifier.json content, restricted training record) from a checkpoint's full metadata.
+
+    Idempotent: metadata that is already publishable gives itself back and an empty record, so it can run
+    over checkpoints of any age. The record has the restricted ``trained_on`` entries, the full val/test
+    metrics with per-class supports, and the full history when its per-epoch validation figures had to go.
+    """
+    from laion_audit.annotation.classifier_training import published_metrics, restricted_metrics
+
+    public = dict(meta)
+    record: dict[str, Any] = {}
+    trained_on = dict(meta.get("trained_on") or {})
+    moved = {key: trained_on.pop(key) for key in _RESTRICTED_TRAINED_ON if key in trained_on}
+    if moved:
+        record["trained_on"] = moved
+    if "trained_on" in meta:
+        public["trained_on"] = trained_on
+    n_examples = trained_on.get("n_examples")
+    for key in ("val_metrics", "test_metrics"):
+        metrics = meta.get(key)
+        if metrics and "suppressed_below" not in metrics:
+            record[key] = restricted_metrics(metrics)
+            public[key] = published_metrics(metrics, k_min, n_examples=n_examples)
+    history = meta.get("history") or []
+    if n_examples is not None and n_examples < k_min and any(
+            epoch.get(field) is not None for epoch in history for field in _HISTORY_OVERALL):
+        record["history"] = history
+        public["history"] = [{**epoch, **{field: None for field in _HISTORY_OVERALL if field in epoch}}
+                             for epoch in history]
+    if record:
+        public["privacy"] = {"suppressed_below": k_min, "training_record": RECORD_FILE,
+                             "note": "cells counting fewer than suppressed_below people are null; the split lists, "
+                                     "class counts and full metrics are in the owner-only training record"}
+    return public, record
+
+
+def restrict_checkpoint(folder: Path, k_min: int = K_MIN) -> None:
+    """Move a checkpoint folder's restricted details out of classifier.json into the owner-only record."""
+    os.chmod(folder, 0o700)
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        return
+    meta = json.loads(meta_path.read_text())
+    public, record = split_training_record(meta, k_min)
+    record_path = folder / RECORD_FILE
+    if record:
+        existing = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        write_training_record(folder, {**record, **existing})  # what the record already holds wins
+    elif record_path.is_file():
+        os.chmod(record_path, 0o600)
+    if public != meta:
+        write_meta(folder, public)
+
+
+def restrict_checkpoints(out_root: Path, k_min: int = K_MIN) -> list[Path]:
+    """``restrict_checkpoint`` on every checkpoint folder under ``out_root`` (skipping in-flight ``.tmp-*``)."""
+    folders = sorted(p for p in out_root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if out_root.is_dir() else []
+    for folder in folders:
+        restrict_checkpoint(folder, k_min)
+    return folders
+
+
+def publish_checkpoint(out_root: Path, write: Callable[[Path], None], *, k_min: int = K_MIN) -> dict[str, Any]:
+    """Write into a temporary folder, name it by its fingerprint, then point current.json at it.
+
+    The folder is made owner-only and its restricted details moved to the training record before it gets its
+    final name; older checkpoints under ``out_root`` are brought into line too (restrict_checkpoints).
+    """
     out_root.mkdir(parents=True, exist_ok=True)
     tmp = out_root / f".tmp-{uuid.uuid4().hex}"
     write(tmp)
+    restrict_checkpoint(tmp, k_min)
     fingerprint = fingerprint_path(tmp)
     final = out_root / fingerprint[:16]
     if final.exists():
         shutil.rmtree(tmp)
     else:
         tmp.rename(final)
+    restrict_checkpoints(out_root, k_min)
     current = {"fingerprint": fingerprint, "folder": final.name}
     tmp_pointer = out_root / f".current-{uuid.uuid4().hex}.json"
     tmp_pointer.write_text(json.dumps(current))

@@ -13,6 +13,12 @@ The result has the single-table shape whenever there is one group, so plain call
   "settings": {...}}`` — no top-level table, so a caller expecting one fails instead of publishing a mix.
 
 ``<tables>`` is ``"rates"`` and ``"per_word"`` for crime_cooccurrence, ``"sentiment"`` for sentiment_by_group.
+
+Small cells never reach a published table: groups with fewer than ``k_min`` samples keep their row with every
+number nulled (``suppressed``, :func:`hide_small_counts`), and inside published groups a per-word crime count or
+a negative-sentiment count of 1..k_min-1 is nulled with the rates derived from it, together with complementary
+cells so it cannot be recovered from a published total (``hits_suppressed`` / ``negative_hits_suppressed``;
+group_statistics.suppress_small_hits). The group's overall crime count in ``rates`` is published as before.
 """
 
 from __future__ import annotations
@@ -25,10 +31,13 @@ import polars as pl
 from laion_audit.audits.report_inputs import MixedVersions, input_manifest, read_all, version_set_groups
 from laion_audit.audits.attribution import attribute_groups, baseline_samples
 from laion_audit.stats.group_statistics import bar_chart_with_ci, markdown_image, per_word_breakdown, rate_by_group
+from laion_audit.stats.group_statistics import suppress_small_hits
 from laion_audit.stats.group_statistics import sentiment_by_group as sentiment_table
 from laion_audit.shards.store import ShardStore
 
 INPUTS = (("gender_labels", True), ("race_labels", True), ("alt_text_scores", False))
+# Columns computed from negative_hits: hidden with it when it is a small count.
+NEGATIVE_DERIVED = ("negative_ratio", "negative_ci_low", "negative_ci_high", "negative_rr")
 
 
 class NoAttributedSamplesError(ValueError):
@@ -96,6 +105,8 @@ def crime_cooccurrence(
         baseline = baseline_samples(gender, race)
         rates = rate_by_group(attribution, scores, "crime_match", k_min=k_min, baseline=baseline)
         words = per_word_breakdown(attribution, scores, k_min=k_min, baseline=baseline)
+        words = suppress_small_hits(words, k_min, hits_column="hits", derived_columns=("rate", "delta_pct"),
+                                    flag_column="hits_suppressed", across="word")
         return {"rates": hide_small_counts(rates), "per_word": hide_small_counts(words)}
 
     return _per_group(store, mixed_versions, {"rule": rule, "k_min": k_min, "exclude": list(exclude)}, tables)
@@ -108,6 +119,8 @@ def sentiment_by_group(
     def tables(gender: pl.DataFrame, race: pl.DataFrame, scores: pl.DataFrame) -> dict[str, pl.DataFrame]:
         attribution = attribute_groups(gender, race, rule=rule, exclude=exclude)
         table = sentiment_table(attribution, scores, k_min=k_min, baseline=baseline_samples(gender, race))
+        table = suppress_small_hits(table, k_min, hits_column="negative_hits", derived_columns=NEGATIVE_DERIVED,
+                                    flag_column="negative_hits_suppressed", across=None)
         return {"sentiment": hide_small_counts(table)}
 
     return _per_group(store, mixed_versions, {"rule": rule, "k_min": k_min, "exclude": list(exclude)}, tables)

@@ -217,6 +217,8 @@ def _classifier_asset(question: str, classes: tuple[str, ...], settings: Setting
         models: ModelsResource,
     ) -> MaterializeResult:
         from laion_audit.annotation.classifier_training import TrainingRecipe
+        from laion_audit.models.image_classifier import RECORD_FILE
+        from laion_audit.stats.group_statistics import K_MIN
 
         config.check(name)
         out_root = models.trained_root(name)
@@ -238,22 +240,29 @@ def _classifier_asset(question: str, classes: tuple[str, ...], settings: Setting
                                                  backbone_fingerprint=backbone.fingerprint)
             except NotEnoughConsensusError as exc:
                 raise Failure(description=str(exc)) from exc
+        # publish_checkpoint left only suppressed metrics in classifier.json (no cell < K_MIN; None marks a
+        # hidden cell); split lists, class counts and full metrics are in the owner-only training record.
         meta = published["meta"]
         val = meta.get("val_metrics") or {}
+        record = Path(published["folder"]) / RECORD_FILE
         metadata = {
             "weights_sha256": published["fingerprint"][:16],
             "checkpoint": MetadataValue.path(published["folder"]),
+            "training_record": MetadataValue.path(str(record)) if record.is_file() else None,
             "imported": bool(config.import_checkpoint),
             "random_weights_backbone": models.random_weights(),
         }
         if val:
+            k_min = val.get("suppressed_below", K_MIN)
             metadata.update(
-                val_accuracy=float(val["accuracy"]),
+                val_accuracy=float(val["accuracy"]) if val.get("accuracy") is not None else None,
                 val_kappa=float(val["kappa"]) if val.get("kappa") is not None else None,
-                val_per_class_accuracy=MetadataValue.json(val["per_class_accuracy"]),
+                val_per_class_accuracy=MetadataValue.json(val.get("per_class_accuracy") or {}),
                 val_confusion_matrix=MetadataValue.json({"classes": list(classes),
-                                                         "matrix": val["confusion_matrix"]}),
-                training_examples=meta["trained_on"]["n_examples"],
+                                                         "matrix": val.get("confusion_matrix"),
+                                                         "suppressed_below": k_min}),
+                training_examples=(meta.get("trained_on") or {}).get("n_examples"),
+                k_min=k_min,
             )
         metadata = {k: v for k, v in metadata.items() if v is not None}
         return MaterializeResult(metadata=metadata, data_version=DataVersion(published["fingerprint"]))

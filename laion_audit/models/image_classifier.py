@@ -2,11 +2,18 @@
 
 A checkpoint is a folder: the backbone reference (open_clip name or `local-dir:` folder), the head and the
 fine-tuned tower in safetensors, and the class names; its fingerprint is the sha256 of those weights.
+
+``classifier.json`` (META_FILE) holds what loading and lineage need plus small-cell-suppressed metrics.
+``training_record.json`` (RECORD_FILE) holds what describes individual people or small demographic cells (split
+lists of (shard, key, box_id), per-class counts, full confusion matrices): it is written owner-only (0o600) in
+an owner-only folder (0o700) and must not be shipped when a checkpoint is shared (copy the weights and
+classifier.json only). The fingerprint covers weight files only, so neither JSON file changes it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +21,7 @@ from PIL import Image
 
 HEAD_FILE = "classifier.safetensors"
 META_FILE = "classifier.json"
+RECORD_FILE = "training_record.json"
 
 
 def load_backbone(reference: str, pretrained: str | None = None):
@@ -39,13 +47,39 @@ def build_classifier(backbone, num_classes: int):
     return ImageClassifier()
 
 
-def save_classifier(folder: Path, model, backbone_reference: str, class_names: Sequence[str], extra: dict) -> None:
+def save_classifier(folder: Path, model, backbone_reference: str, class_names: Sequence[str], extra: dict,
+                    record: dict | None = None) -> None:
+    """Weights + classifier.json (``extra`` must already be publishable); ``record`` goes to RECORD_FILE."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
     save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, str(folder / HEAD_FILE))
-    meta = {"backbone": backbone_reference, "classes": list(class_names), **extra}
-    (folder / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
+    write_meta(folder, {"backbone": backbone_reference, "classes": list(class_names), **extra})
+    if record:
+        write_training_record(folder, record)
+
+
+def write_meta(folder: Path, meta: dict) -> None:
+    """Replace classifier.json atomically (a reader never sees half a file)."""
+    tmp = folder / f".{META_FILE}.tmp"
+    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    tmp.replace(folder / META_FILE)
+
+
+def write_training_record(folder: Path, record: dict) -> None:
+    """Write RECORD_FILE owner-only: created 0o600 (never readable by others, even for a moment), then replaced."""
+    tmp = folder / f".{RECORD_FILE}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            fd = -1
+            json.dump(record, handle, indent=1, sort_keys=True)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    tmp.replace(folder / RECORD_FILE)
 
 
 class TrainedClassifier:

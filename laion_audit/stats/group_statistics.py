@@ -17,6 +17,14 @@ Why these definitions (paper_methods §5 says the formulas are "not stated", so 
   ``k_min`` keeps its row (so the reader sees the group exists) but has hits, rates, CIs and Δ nulled and
   ``suppressed=True``. Suppression keys on the group size, not on the hit count, so a real zero rate in a
   large group is still published.
+* Small hit counts inside published groups (:func:`suppress_small_hits`, applied when tables are published):
+  a per-word crime count or a negative-sentiment count with ``0 < hits < k_min`` is nulled with its derived
+  rates and flagged (``hits_suppressed`` / ``negative_hits_suppressed``), plus complementary suppression so
+  it cannot be recovered from a published total (:func:`complementary_suppression`). Zero counts stay
+  published: a zero is nobody. Weighted hits (``person`` rule, weights ≤ 1) never exceed the unweighted number
+  of samples, so testing the weighted value errs on the side of hiding.
+* Confusion matrices of the demographic classifiers go through :func:`suppress_matrix` (every cell < k,
+  zeros included, plus complementary suppression along rows and columns) before they are published.
 * Negative-sentiment ratio: share of attributed samples whose alt-text is ``negative`` (VADER threshold set
   upstream), with a Wilson CI; mean VADER compound with a t-based CI (weighted mean, weighted variance with
   the Kish correction, ``df = n_eff − 1``).
@@ -27,13 +35,15 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
 Z95 = 1.959963984540054
+# Smallest count of people a published demographic cell may show; smaller cells stay in restricted storage.
+K_MIN = 10
 BASELINE_GROUP = "baseline"
 BASELINE_AXIS = "baseline"
 _KEYS = ["shard", "key"]
@@ -85,6 +95,131 @@ def suppress_small_cells(
     return df.with_columns(
         [pl.when(pl.col("suppressed")).then(None).otherwise(pl.col(c)).alias(c) for c in value_columns]
     )
+
+
+def complementary_suppression(
+    values: Mapping[Hashable, float | None], hidden: Iterable[Hashable], lines: Iterable[Sequence[Hashable]]
+) -> set[Hashable]:
+    """Grow ``hidden`` until no line has exactly one hidden cell; return the hidden cells.
+
+    A *line* is a set of cells whose sum is known from a published total (a matrix row or column, the words
+    of one group, the groups of one axis, an intersection margin). With one hidden cell the total gives it
+    away, so the smallest visible cell of that line is hidden too: preferring a non-zero cell (hiding a zero
+    beside a small cell leaves the small value as the line's residue), then the smaller value, then the
+    earlier position. A None value counts as hidden. Hiding a cell can leave another line with a single
+    hidden cell, so the passes repeat until nothing changes. A one-cell line cannot be protected this way
+    (there is nothing else in it to hide); callers leave such lines out and say so.
+
+    This is the simple "at least two hidden cells per line" rule, not an optimal (fewest cells) or
+    interval-proof solution of linked tables; it errs towards hiding more.
+    """
+    hidden = set(hidden) | {cell for cell, value in values.items() if value is None}
+    lines = [list(line) for line in lines]
+    changed = True
+    while changed:
+        changed = False
+        for line in lines:
+            if sum(cell in hidden for cell in line) != 1:
+                continue
+            visible = [(position, cell) for position, cell in enumerate(line) if cell not in hidden]
+            if not visible:
+                continue
+            _, pick = min(visible, key=lambda item: (values[item[1]] <= 0, values[item[1]], item[0]))
+            hidden.add(pick)
+            changed = True
+    return hidden
+
+
+def _is_small(value: float | None, k_min: int, suppress_zeros: bool) -> bool:
+    return value is None or (value < k_min and (suppress_zeros or value > 0))
+
+
+def suppress_matrix(
+    matrix: Sequence[Sequence[float | None]], k_min: int = K_MIN, *, suppress_zeros: bool = True
+) -> list[list[float | None]]:
+    """A copy of ``matrix`` with every cell below ``k_min`` (and complementary cells) replaced by None.
+
+    Meant for confusion matrices (rows = true class, columns = predicted class): a cell counts people of one
+    demographic class, and row/column totals (class supports, prediction counts) may be known, so after the
+    primary suppression every row and every column with exactly one hidden cell gets a second one
+    (:func:`complementary_suppression`). Zeros are suppressed too by default: a reader then cannot tell a
+    hidden 0 from a hidden 3, so the zeros of a sparse matrix protect the small cells beside them for free
+    (with ``suppress_zeros=False`` zeros are published and serve only as last-resort complements). None in
+    the input counts as already hidden. Example (k=10): ``[[50, 3], [12, 40]]`` hides 3 (primary), then 50
+    (its row), 40 (its column) and 12 (the first column) -- a 2x2 table with one small cell hides everything.
+    """
+    cells = {(i, j): value for i, row in enumerate(matrix) for j, value in enumerate(row)}
+    primary = {cell for cell, value in cells.items() if _is_small(value, k_min, suppress_zeros)}
+    width = max((len(row) for row in matrix), default=0)
+    rows = [[(i, j) for j in range(len(row))] for i, row in enumerate(matrix)]
+    columns = [[(i, j) for i in range(len(matrix)) if j < len(matrix[i])] for j in range(width)]
+    hidden = complementary_suppression(cells, primary, rows + columns)
+    return [[None if (i, j) in hidden else value for j, value in enumerate(row)] for i, row in enumerate(matrix)]
+
+
+def suppress_small_hits(
+    df: pl.DataFrame,
+    k_min: int = K_MIN,
+    *,
+    hits_column: str = "hits",
+    derived_columns: Sequence[str] = ("rate", "delta_pct"),
+    flag_column: str = "hits_suppressed",
+    across: str | None = "word",
+) -> pl.DataFrame:
+    """Null hit counts with ``0 < hits < k_min`` inside published groups, their derived columns, and complements.
+
+    ``df`` has ``group`` and ``axis`` columns and one row per group (``across=None``, e.g. the sentiment table)
+    or per group and ``across`` value (``across="word"``, the per-word table). The baseline row(s) are not a
+    demographic cell and stay as they are. A hits value that is already null (group below ``k_min``) counts as
+    hidden. Complementary suppression (:func:`complementary_suppression`) runs over these lines, each of which
+    sums to something published:
+
+    * per group, all its ``across`` values (their total is the group's crime hits in the rates table);
+    * per axis and ``across`` value, all groups of that axis (their total is the baseline row);
+    * per intersection margin, e.g. ``race:black`` and every ``race:black&gender:*`` group, per ``across`` value
+      (the margin group's own count is the total of its intersections).
+
+    Under the ``sample`` rule groups overlap, so these sums are only approximate and the rule hides somewhat
+    more than strictly needed. Not covered: an axis with a single group (its one cell equals the baseline, which
+    stays published; real data has several groups per axis), and the group's own ``n - hits`` complement. ``flag_column`` is True where this function hid the value (not where the group
+    itself was suppressed: that is ``suppressed``); the row stays, the values are null.
+    """
+    rows = df.with_row_index("_row")
+    people = rows.filter(pl.col("group") != BASELINE_GROUP)
+    value_of: dict[Hashable, float | None] = {}
+    row_of: dict[Hashable, int] = {}
+    cells_by_group: dict[str, list[Hashable]] = {}
+    cells_by_line: dict[Hashable, list[Hashable]] = {}
+    axis_of: dict[str, str] = {}
+    columns = ["_row", "group", "axis", hits_column] + ([across] if across else [])
+    for record in people.select(columns).sort("axis", "group", *([across] if across else [])).iter_rows(named=True):
+        slot = record[across] if across else None
+        cell = (record["group"], slot)
+        value_of[cell], row_of[cell] = record[hits_column], record["_row"]
+        cells_by_group.setdefault(record["group"], []).append(cell)
+        cells_by_line.setdefault(("axis", record["axis"], slot), []).append(cell)
+        axis_of[record["group"]] = record["axis"]
+    for group, cells in cells_by_group.items():
+        if axis_of[group] != "intersection":
+            continue
+        for part in group.split("&"):
+            for cell in cells:
+                line = cells_by_line.setdefault(("margin", part, cell[1]), [])
+                if not line and (part, cell[1]) in value_of:
+                    line.append((part, cell[1]))
+                line.append(cell)
+    lines = list(cells_by_line.values()) + (list(cells_by_group.values()) if across else [])
+    primary = {cell for cell, value in value_of.items() if value is not None and 0 < value < k_min}
+    already = {cell for cell, value in value_of.items() if value is None}
+    hidden = complementary_suppression(value_of, primary | already, [line for line in lines if len(line) > 1])
+    hidden_rows = sorted(row_of[cell] for cell in hidden - already)
+    flag = pl.col("_row").is_in(pl.Series(hidden_rows, dtype=pl.UInt32))
+    rows = rows.with_columns(flag.alias(flag_column))
+    nulled = [hits_column, *(c for c in derived_columns if c in rows.columns)]
+    rows = rows.with_columns(
+        [pl.when(pl.col(flag_column)).then(None).otherwise(pl.col(c)).alias(c) for c in nulled]
+    )
+    return rows.drop("_row")
 
 
 # --------------------------------------------------------------------------------------------- joins
