@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from laion_audit.shards.store import ShardStore
@@ -42,5 +41,7 @@ def test_demo_materializes_every_sample_shard_and_summarizes(tmp_path):
 
     with DagsterInstance.from_config(str(workdir / "dagster_home")) as instance:
         assert instance.get_materialized_partitions(AssetKey("samples")) == set(manifest["shards"])
-    table = pq.read_table(workdir / "store" / "samples" / f"{bad_shard}.parquet")
+    from laion_audit.shards.store import ShardStore
+
+    table = ShardStore(str(workdir / "store")).read_table("samples", bad_shard)
     assert table.num_rows == len(set(table.column("key").to_pylist()))

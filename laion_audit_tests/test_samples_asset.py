@@ -2,7 +2,6 @@ import json
 import shutil
 import tarfile
 
-import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey
 
@@ -64,11 +63,11 @@ def test_every_key_read_appears_exactly_once(shards, tmp_path):
         for key in tar_keys:
             assert job.execute_in_process(partition_key=key, instance=instance).success
     for key in tar_keys:
-        table = pq.read_table(store_root / "samples" / f"{key}.parquet")
+        table = ShardStore(str(store_root)).read_table("samples", key)
         keys = table.column("key").to_pylist()
         assert len(keys) == len(set(keys))
         assert sorted(keys) == sorted(_keys_in_tar(shards / f"{key}.tar"))
-    bad_rows = pq.read_table(store_root / "samples" / f"{bad_shard}.parquet").to_pylist()
+    bad_rows = ShardStore(str(store_root)).read_table("samples", bad_shard).to_pylist()
     errors = {row["key"]: row for row in bad_rows if row["status"] == "error"}
     assert set(manifest["bad_samples"].values()) <= set(errors)
     assert all(row["error"] for row in errors.values())
@@ -83,7 +82,7 @@ def test_text_only_shard_materializes(shards, tmp_path):
         result = defs.resolve_job_def("shard_ingest_job").execute_in_process(partition_key=text_shard,
                                                                               instance=instance)
     assert result.success
-    table = pq.read_table(tmp_path / "store" / "samples" / f"{text_shard}.parquet")
+    table = ShardStore(str(tmp_path / "store")).read_table("samples", text_shard)
     assert set(table.column("source_format").to_pylist()) == {"metadata_parquet"}
 
 
@@ -122,8 +121,10 @@ def test_an_unreadable_shard_fails_only_its_partition(tmp_path):
     assert not bad.success and good.success
     failure = next(e for e in bad.all_events if e.is_step_failure)
     assert "00001.tar" in str(failure.step_failure_data.user_failure_data.description)
-    assert not (tmp_path / "store" / "samples" / "00001.parquet").exists()
-    assert (tmp_path / "store" / "samples" / "00000.parquet").exists()
+    store = ShardStore(str(tmp_path / "store"))
+    assert store.read_marker("samples", "00001") is None
+    assert not list((tmp_path / "store" / "samples").glob("00001.*"))
+    assert store.fs.exists(store.data_path("samples", "00000"))
 
 
 def test_a_multi_shard_run_finishes_good_shards_and_names_the_bad_file(tmp_path):

@@ -76,11 +76,11 @@ def write_shard(
 ) -> ShardOutcome:
     """Skip the shard if complete for this recipe, else compute its table and publish it atomically."""
     if not force and (marker := store.complete_marker(recipe, shard, restricted)) is not None:
-        return ShardOutcome(shard, True, marker, store.data_url(recipe.asset, shard, restricted))
+        return ShardOutcome(shard, True, marker, store.data_url(recipe.asset, shard, restricted, marker=marker))
     table, extra = compute()
     marker = store.write_table(Provenance(recipe, shard, context.run.run_id), table, restricted=restricted,
                                marker_extra=extra)
-    return ShardOutcome(shard, False, marker, store.data_url(recipe.asset, shard, restricted))
+    return ShardOutcome(shard, False, marker, store.data_url(recipe.asset, shard, restricted, marker=marker))
 
 
 def _shard_metadata(outcome: ShardOutcome, names: Sequence[str]) -> dict[str, Any]:

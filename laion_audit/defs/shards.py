@@ -66,7 +66,7 @@ def build_shard_defs(settings: Settings) -> Definitions:
         kinds={"parquet"},
         backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=settings.max_partitions_per_run),
         description="One row per sample key in the shard (image + alt-text + metadata), failures kept as rows "
-        "with status, error_kind and error. Written to <store>/samples/<shard>.parquet.",
+        "with status, error_kind and error. Written to <store>/samples/<shard>.<sha16>.parquet, named by its marker.",
     )
     def samples(
         context: AssetExecutionContext,
@@ -80,7 +80,8 @@ def build_shard_defs(settings: Settings) -> Definitions:
         def process(key: str) -> ShardOutcome:
             result = ingest_shard(shard_inputs.locate(key), store, run_id=context.run.run_id, options=options,
                                   force=config.force)
-            return ShardOutcome(key, result.skipped, result.marker, store.data_url(SAMPLES_ASSET, key))
+            return ShardOutcome(key, result.skipped, result.marker,
+                                store.data_url(SAMPLES_ASSET, key, marker=result.marker))
 
         yield from materialize_shards(
             context,

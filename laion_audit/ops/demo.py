@@ -227,7 +227,7 @@ def render_summary(summary: DemoSummary, total_seconds: float | None = None) -> 
     lines.extend(_keyword_audit_lines(summary))
     lines.append("")
     lines.append("Produced")
-    lines.append(f"  per-shard tables: {summary.store_root}/<asset>/<shard>.parquet (+ .complete.json markers) for "
+    lines.append(f"  per-shard tables: {summary.store_root}/<asset>/<shard>.<sha16>.parquet (named by the .complete.json marker) for "
                  "samples, alt_text_scores, person_boxes")
     lines.append(f"  restricted (owner-only): {summary.store_root}/restricted/ for gender/race votes, labels and person "
                  "captions")

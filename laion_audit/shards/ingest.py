@@ -46,7 +46,7 @@ def ingest_shard(
     options: ReaderOptions | None = None,
     force: bool = False,
 ) -> IngestResult:
-    """Write ``samples/<shard>.parquet`` unless it is already complete for this recipe."""
+    """Publish the shard's ``samples`` file (and marker) unless it is already complete for this recipe."""
     options = options or ReaderOptions()
     recipe = samples_recipe(source, options)
     if not force and (marker := store.complete_marker(recipe, source.key)) is not None:

@@ -1,9 +1,9 @@
-"""One parquet file per (asset, shard), written atomically, with a completion marker and provenance.
+"""One parquet file per (asset, shard), published atomically, with a completion marker and provenance.
 
 Layout under the root (a local folder or any fsspec URI)::
 
-    <root>/<asset>/<shard>.parquet            the rows
-    <root>/<asset>/<shard>.complete.json      the completion marker (written last)
+    <root>/<asset>/<shard>.<sha16>.parquet    the rows; <sha16> = the first 16 hex digits of the file's sha256
+    <root>/<asset>/<shard>.complete.json      the completion marker: names its data file ("data_file")
     <root>/restricted/<asset>/...             the same, for demographic labels (owner-only on local disk)
 
 Why not a Dagster IO manager: a multi-shard run must be able to skip shards that an earlier, failed attempt
@@ -11,13 +11,26 @@ already finished, and aggregates read thousands of shard files directly. The mar
 "done": it records the recipe that produced the file (code version, model fingerprints, effective settings,
 upstream data versions; see recipe.py) and its hash, so a re-run skips shards complete for the same recipe and
 redoes the others. Row counts by status are counted from the rows as they are written, never passed in.
+
+Publishing is one atomic step, so two writers of one (asset, shard) (two runs of the same partition) cannot
+leave a marker describing the other's file. Data files are content-addressed and never rewritten with other
+bytes: each writer renames its finished file to ``<shard>.<sha16>.parquet`` (the same content gets the same
+name), then replaces the marker that names it in one atomic operation (``os.replace`` on local disk, a single
+PUT on object stores, where a PUT is atomic; write-then-rename elsewhere). Whoever replaces the marker last
+wins, and the marker always describes the file it names. Readers go through the marker (``read_table``,
+``data_path``). Data files no marker names are removed after a later publish once they are older than
+``STALE_DATA_GRACE_S``: a younger one may belong to a writer that has not replaced the marker yet.
+
+Markers written before ``data_file`` existed name ``<shard>.parquet``, the old layout, which still reads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -40,6 +53,14 @@ RESTRICTED_PREFIX = "restricted"
 # are answers) and the one that means an upstream asset had already failed on it.
 ERROR_STATUS = "error"
 UPSTREAM_ERROR_STATUS = "upstream_error"
+# An unnamed data file younger than this (relative to the marker that replaced it, both timed by the storage)
+# may be a concurrent writer's, renamed but not yet named by its marker: it is left for a later publish.
+STALE_DATA_GRACE_S = 600.0
+# Filesystems on which writing one small object is a single atomic PUT (never visible half-written).
+ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
+DATA_HASH_CHARS = 16
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,15 +123,36 @@ class ShardStore:
         parts = [self._root_path] + ([RESTRICTED_PREFIX] if restricted else []) + [asset]
         return "/".join(parts)
 
-    def data_path(self, asset: str, shard: str, restricted: bool = False) -> str:
-        return f"{self._dir(asset, restricted)}/{shard}.parquet"
+    def data_path(self, asset: str, shard: str, restricted: bool = False,
+                  marker: Mapping[str, Any] | None = None) -> str:
+        """The data file that ``marker`` (by default the shard's current marker) names.
+
+        Without a marker, the old layout's ``<shard>.parquet``. Pass the marker you act on (e.g. the one
+        ``write_table`` returned) to get its file even if another writer has published since.
+        """
+        if marker is None:
+            marker = self.read_marker(asset, shard, restricted)
+        return f"{self._dir(asset, restricted)}/{self._data_file(shard, marker)}"
 
     def marker_path(self, asset: str, shard: str, restricted: bool = False) -> str:
         return f"{self._dir(asset, restricted)}/{shard}.complete.json"
 
-    def data_url(self, asset: str, shard: str, restricted: bool = False) -> str:
-        path = self.data_path(asset, shard, restricted)
+    def data_url(self, asset: str, shard: str, restricted: bool = False,
+                 marker: Mapping[str, Any] | None = None) -> str:
+        path = self.data_path(asset, shard, restricted, marker)
         return path if self._is_local else self.fs.unstrip_protocol(path)
+
+    @staticmethod
+    def data_file_name(shard: str, data_sha256: str) -> str:
+        """The content-addressed name of a shard's data file."""
+        return f"{shard}.{data_sha256[:DATA_HASH_CHARS]}.parquet"
+
+    @staticmethod
+    def _data_file(shard: str, marker: Mapping[str, Any] | None) -> str:
+        name = (marker or {}).get("data_file") or f"{shard}.parquet"
+        if "/" in name or name in (".", ".."):
+            raise ValueError(f"marker of shard {shard} names an invalid data file: {name!r}")
+        return name
 
     @property
     def reports_dir(self) -> str:
@@ -121,20 +163,27 @@ class ShardStore:
     def _is_local(self) -> bool:
         return isinstance(self.fs, LocalFileSystem)
 
+    @property
+    def _atomic_put(self) -> bool:
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple | list) else (self.fs.protocol,)
+        return not self._is_local and bool(ATOMIC_PUT_PROTOCOLS.intersection(protocols))
+
     # ------------------------------------------------------------------ state
     def read_marker(self, asset: str, shard: str, restricted: bool = False) -> dict[str, Any] | None:
-        path = self.marker_path(asset, shard, restricted)
-        if not self.fs.exists(path):
+        # A marker is only ever replaced whole, never removed, so no exists() check is needed (or wanted: a
+        # check-then-open pair is the kind of race this store avoids).
+        try:
+            with self.fs.open(self.marker_path(asset, shard, restricted), "r") as handle:
+                return json.load(handle)
+        except FileNotFoundError:
             return None
-        with self.fs.open(path, "r") as handle:
-            return json.load(handle)
 
     def complete_marker(self, recipe: Recipe, shard: str, restricted: bool = False) -> dict[str, Any] | None:
         """The marker if the shard was finished for exactly this recipe (and its file is there), else None."""
         marker = self.read_marker(recipe.asset, shard, restricted)
         if marker is None or marker.get("recipe_sha256") != recipe.sha256:
             return None
-        if not self.fs.exists(self.data_path(recipe.asset, shard, restricted)):
+        if not self.fs.exists(self.data_path(recipe.asset, shard, restricted, marker)):
             return None
         return marker
 
@@ -151,9 +200,26 @@ class ShardStore:
                 markers[shard] = marker
         return markers
 
-    def read_table(self, asset: str, shard: str, restricted: bool = False, columns: list[str] | None = None) -> pa.Table:
-        with self.fs.open(self.data_path(asset, shard, restricted), "rb") as handle:
-            return pq.read_table(handle, columns=columns)
+    def read_table(
+        self, asset: str, shard: str, restricted: bool = False, columns: list[str] | None = None
+    ) -> pa.Table:
+        """The table of the shard's current marker (or of ``<shard>.parquet`` when it has no marker)."""
+        return self.read_published(asset, shard, restricted, columns)[1]
+
+    def read_published(
+        self, asset: str, shard: str, restricted: bool = False, columns: list[str] | None = None
+    ) -> tuple[dict[str, Any] | None, pa.Table]:
+        """The marker and the table of the file it names: a consistent pair even while writers publish."""
+        for attempt in range(3):
+            marker = self.read_marker(asset, shard, restricted)
+            try:
+                with self.fs.open(self.data_path(asset, shard, restricted, marker), "rb") as handle:
+                    return marker, pq.read_table(handle, columns=columns)
+            except FileNotFoundError:
+                # Only a file that a newer marker replaced can go away; read the newer one.
+                if attempt == 2 or self.read_marker(asset, shard, restricted) == marker:
+                    raise
+        raise AssertionError("unreachable")
 
     @staticmethod
     def read_provenance(path: str) -> dict[str, Any]:
@@ -221,17 +287,21 @@ class ShardStore:
         self, tmp_path: str, provenance: Provenance, rows: int, restricted: bool, extra: dict[str, Any],
         status_counts: Mapping[str, int],
     ) -> dict[str, Any]:
+        """Name the finished file by its content, then point the marker at it in one atomic replace."""
         asset, shard = provenance.asset, provenance.shard
-        data_path = self.data_path(asset, shard, restricted)
-        marker_path = self.marker_path(asset, shard, restricted)
+        directory = self._dir(asset, restricted)
         if self._is_local and restricted:
             os.chmod(tmp_path, 0o600)
         digest = self._sha256(tmp_path)
+        data_file = self.data_file_name(shard, digest)
+        data_path = f"{directory}/{data_file}"
+        # The same bytes get the same name, so replacing an existing file changes nothing a reader can see.
+        if self._is_local:
+            os.utime(tmp_path)  # its age starts now: unnamed files are only removed once old (see cleanup)
+            os.replace(tmp_path, data_path)
+        else:
+            self.fs.mv(tmp_path, data_path)
         recipe = provenance.recipe
-        # The old marker goes first: a crash between the two renames must not pair new data with an old marker.
-        if self.fs.exists(marker_path):
-            self.fs.rm(marker_path)
-        self.fs.mv(tmp_path, data_path)
         marker = {
             **extra,
             **provenance.to_dict(),
@@ -240,15 +310,72 @@ class ShardStore:
             "status_counts": dict(sorted(status_counts.items())),
             "errors": status_counts.get(ERROR_STATUS, 0),
             "upstream_errors": status_counts.get(UPSTREAM_ERROR_STATUS, 0),
+            "data_file": data_file,
             "data_sha256": digest,
             "data_version": output_data_version(recipe.sha256, digest),
             "completed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        tmp_marker = f"{marker_path}.tmp-{uuid.uuid4().hex}"
-        with self.fs.open(tmp_marker, "w") as handle:
-            json.dump(marker, handle, indent=1, sort_keys=True)
-        self.fs.mv(tmp_marker, marker_path)
+        self._replace_marker(self.marker_path(asset, shard, restricted), marker, restricted)
+        self._remove_unnamed_data(asset, shard, restricted)
         return marker
+
+    def _replace_marker(self, marker_path: str, marker: Mapping[str, Any], restricted: bool) -> None:
+        """Replace the marker in one atomic step: readers see the old marker or the new one, never neither."""
+        payload = json.dumps(marker, indent=1, sort_keys=True).encode()
+        if self._atomic_put:
+            self.fs.pipe_file(marker_path, payload)
+            return
+        tmp_marker = f"{marker_path}.tmp-{uuid.uuid4().hex}"
+        try:
+            with self.fs.open(tmp_marker, "wb") as handle:
+                handle.write(payload)
+            if self._is_local:
+                if restricted:
+                    os.chmod(tmp_marker, 0o600)
+                os.replace(tmp_marker, marker_path)
+            else:
+                self.fs.mv(tmp_marker, marker_path)
+        except BaseException:
+            if self.fs.exists(tmp_marker):
+                self.fs.rm(tmp_marker)
+            raise
+
+    def _remove_unnamed_data(self, asset: str, shard: str, restricted: bool) -> None:
+        """Best effort: remove this shard's data files that the marker does not name and that are old.
+
+        Never the file the current marker names (the marker is re-read just before each removal), and never
+        a file younger than ``STALE_DATA_GRACE_S``: a concurrent writer may have renamed it and not yet
+        replaced the marker. When in doubt the file stays; a stray file is harmless, a removed live one not.
+        """
+        directory = self._dir(asset, restricted)
+        marker_path = self.marker_path(asset, shard, restricted)
+        pattern = re.compile(rf"{re.escape(shard)}(\.[0-9a-f]{{{DATA_HASH_CHARS}}})?\.parquet")
+        try:
+            reference = self.fs.modified(marker_path)
+            candidates = [path for path in self._shard_files(directory, shard)
+                          if path.rsplit("/", 1)[0] == directory and pattern.fullmatch(path.rsplit("/", 1)[-1])]
+            for path in candidates:
+                current = self.read_marker(asset, shard, restricted)
+                if current is None or self._data_file(shard, current) == path.rsplit("/", 1)[-1]:
+                    continue
+                age = (reference - self.fs.modified(path)).total_seconds()
+                if age > STALE_DATA_GRACE_S:
+                    self.fs.rm(path)
+        except Exception as error:  # noqa: BLE001 - cleanup must never fail a publish
+            logger.debug("left unnamed data files of %s/%s: %s", directory, shard, error)
+
+    def _shard_files(self, directory: str, shard: str) -> list[str]:
+        """Paths under ``directory`` whose names start with ``<shard>.`` (listed by prefix where possible)."""
+        if self._is_local:
+            return [f"{directory}/{name}" for name in os.listdir(directory) if name.startswith(f"{shard}.")]
+        try:
+            found = self.fs.find(directory, prefix=f"{shard}.")
+        except TypeError:
+            found = self.fs.ls(directory, detail=False)
+        return [self._strip(path) for path in found if self._strip(path).rsplit("/", 1)[-1].startswith(f"{shard}.")]
+
+    def _strip(self, path: str) -> str:
+        return self.fs._strip_protocol(path).rstrip("/")
 
     def _sha256(self, path: str) -> str:
         digest = hashlib.sha256()
