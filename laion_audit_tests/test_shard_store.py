@@ -104,3 +104,24 @@ def test_marker_records_content_hash(tmp_path):
     with open(store.data_path("things", "00000"), "rb") as handle:
         assert marker["data_sha256"] == hashlib.sha256(handle.read()).hexdigest()
     assert json.loads((tmp_path / "things" / "00000.complete.json").read_text())["shard"] == "00000"
+
+
+def test_temp_files_of_killed_runs_are_listed_and_removed_but_not_a_live_writers(tmp_path):
+    import time
+
+    from laion_audit.ops.cli import main
+
+    store = ShardStore(str(tmp_path))
+    store.write_table(_prov(), TABLE)
+    old = tmp_path / "things" / ".tmp-00000-deadbeef.parquet"
+    old_marker = tmp_path / "things" / "00000.complete.json.tmp-cafe"
+    live = tmp_path / "things" / ".tmp-00001-f00d.parquet"
+    for path in (old, old_marker, live):
+        path.write_bytes(b"partial")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for path in (old, old_marker):
+        os.utime(path, (two_days_ago, two_days_ago))
+    assert [p for p, _ in store.leftover_temp_files()] == sorted([str(old), str(old_marker)])
+    assert main(["store", "temp-files", "--store", str(tmp_path), "--remove"]) == 0
+    assert not old.exists() and not old_marker.exists() and live.exists()
+    assert store.read_table("things", "00000").num_rows == 2

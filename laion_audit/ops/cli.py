@@ -64,6 +64,23 @@ def _cmd_stale(args: argparse.Namespace) -> int:
         return 0 if run_stale(settings, instance, print) else 1
 
 
+def _cmd_store_temp_files(args: argparse.Namespace) -> int:
+    from laion_audit.ops.settings import Settings
+    from laion_audit.shards.store import ShardStore
+
+    store = ShardStore(args.store or Settings.from_env().store_root)
+    older_than = args.older_than_hours * 3600
+    leftovers = store.leftover_temp_files(older_than)
+    for path, age in leftovers:
+        print(f"{age / 3600:8.1f} h  {path}")
+    if args.remove:
+        removed = store.remove_leftover_temp_files(older_than)
+        print(f"removed {len(removed)} temporary files older than {args.older_than_hours} h")
+    else:
+        print(f"{len(leftovers)} temporary files older than {args.older_than_hours} h (--remove deletes them)")
+    return 0
+
+
 def _cmd_models_init_tiny(args: argparse.Namespace) -> int:
     from laion_audit.models.tiny import init_tiny_models
 
@@ -131,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     provenance.add_argument("key", help="sample key as in the samples table, e.g. 000030004")
     provenance.add_argument("--store", help="store root (default: $LAION_AUDIT_STORE or $LAION_AUDIT_HOME/store)")
     provenance.set_defaults(func=_cmd_provenance)
+
+    store_cmd = commands.add_parser("store", help="inspect the output store")
+    store_commands = store_cmd.add_subparsers(dest="store_command", required=True)
+    temps = store_commands.add_parser(
+        "temp-files", help="list (or --remove) temporary files that killed runs left behind; a live writer's "
+        "file is never that old")
+    temps.add_argument("--older-than-hours", type=float, default=24.0)
+    temps.add_argument("--remove", action="store_true")
+    temps.add_argument("--store", help="store root (default: $LAION_AUDIT_STORE or $LAION_AUDIT_HOME/store)")
+    temps.set_defaults(func=_cmd_store_temp_files)
 
     stale = commands.add_parser(
         "stale", help="per-shard outputs that are missing or stale (a model, upstream partition, code version or "

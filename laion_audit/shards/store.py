@@ -364,6 +364,32 @@ class ShardStore:
         except Exception as error:  # noqa: BLE001 - cleanup must never fail a publish
             logger.debug("left unnamed data files of %s/%s: %s", directory, shard, error)
 
+    def leftover_temp_files(self, older_than_s: float = 24 * 3600.0) -> list[tuple[str, float]]:
+        """(path, age in seconds) of writers' temporary files older than ``older_than_s``.
+
+        A run killed mid-write leaves its temporary file (never a published one). A live writer's temporary file
+        is minutes old at most, so an age threshold tells the two apart without any coordination.
+        """
+        now = datetime.now(UTC)
+        leftovers = []
+        if not self.fs.exists(self._root_path):
+            return leftovers
+        for path in self.fs.find(self._root_path):
+            name = path.rsplit("/", 1)[-1]
+            if not (name.startswith(".tmp-") or ".tmp-" in name or name.endswith(".tmp")):
+                continue
+            age = (now - self.fs.modified(path).astimezone(UTC)).total_seconds()
+            if age > older_than_s:
+                leftovers.append((self._strip(path), age))
+        return sorted(leftovers)
+
+    def remove_leftover_temp_files(self, older_than_s: float = 24 * 3600.0) -> list[str]:
+        removed = []
+        for path, _ in self.leftover_temp_files(older_than_s):
+            self.fs.rm(path)
+            removed.append(path)
+        return removed
+
     def _shard_files(self, directory: str, shard: str) -> list[str]:
         """Paths under ``directory`` whose names start with ``<shard>.`` (listed by prefix where possible)."""
         if self._is_local:
