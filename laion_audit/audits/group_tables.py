@@ -18,7 +18,7 @@ Small cells never reach a published table: groups with fewer than ``k_min`` samp
 number nulled (``suppressed``, :func:`hide_small_counts`), and inside published groups a per-word crime count or
 a negative-sentiment count of 1..k_min-1 is nulled with the rates derived from it, together with complementary
 cells so it cannot be recovered from a published total (``hits_suppressed`` / ``negative_hits_suppressed``;
-group_statistics.suppress_small_hits). The group's overall crime count in ``rates`` is published as before.
+group_statistics.suppress_small_hits). The same holds for a group's overall crime count in ``rates``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from laion_audit.shards.store import ShardStore
 INPUTS = (("gender_labels", True), ("race_labels", True), ("alt_text_scores", False))
 # Columns computed from negative_hits: hidden with it when it is a small count.
 NEGATIVE_DERIVED = ("negative_ratio", "negative_ci_low", "negative_ci_high", "negative_rr")
+RATE_DERIVED = ("rate", "ci_low", "ci_high", "rr", "delta_pct", "delta_ci_low", "delta_ci_high")
 
 
 class NoAttributedSamplesError(ValueError):
@@ -105,6 +106,8 @@ def crime_cooccurrence(
         baseline = baseline_samples(gender, race)
         rates = rate_by_group(attribution, scores, "crime_match", k_min=k_min, baseline=baseline)
         words = per_word_breakdown(attribution, scores, k_min=k_min, baseline=baseline)
+        rates = suppress_small_hits(rates, k_min, hits_column="hits", derived_columns=RATE_DERIVED,
+                                    flag_column="hits_suppressed", across=None)
         words = suppress_small_hits(words, k_min, hits_column="hits", derived_columns=("rate", "delta_pct"),
                                     flag_column="hits_suppressed", across="word")
         return {"rates": hide_small_counts(rates), "per_word": hide_small_counts(words)}
