@@ -125,3 +125,13 @@ def test_temp_files_of_killed_runs_are_listed_and_removed_but_not_a_live_writers
     assert main(["store", "temp-files", "--store", str(tmp_path), "--remove"]) == 0
     assert not old.exists() and not old_marker.exists() and live.exists()
     assert store.read_table("things", "00000").num_rows == 2
+
+
+@pytest.mark.parametrize("shard", ["../../etc", "0001", "00001/x", ""])
+def test_a_shard_key_that_is_not_five_digits_never_reaches_a_path(tmp_path, shard):
+    store = ShardStore(str(tmp_path))
+    with pytest.raises(ValueError, match="shard keys are five digits"):
+        store.write_table(_prov(shard=shard), TABLE)
+    with pytest.raises(ValueError, match="shard keys are five digits"):
+        store.read_marker("things", shard)
+    assert not any(tmp_path.rglob("*"))

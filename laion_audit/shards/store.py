@@ -46,6 +46,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from laion_audit.ops.code_identity import code_identity
 from laion_audit.shards.recipe import Recipe, output_data_version
+from laion_audit.shards.sources import validate_shard_key
 
 PROVENANCE_FOOTER_KEY = b"laion_audit.provenance"
 RESTRICTED_PREFIX = "restricted"
@@ -135,6 +136,8 @@ class ShardStore:
         return f"{self._dir(asset, restricted)}/{self._data_file(shard, marker)}"
 
     def marker_path(self, asset: str, shard: str, restricted: bool = False) -> str:
+        """Every read and publish goes through here, so a shard key is checked before it reaches a path."""
+        validate_shard_key(shard)
         return f"{self._dir(asset, restricted)}/{shard}.complete.json"
 
     def data_url(self, asset: str, shard: str, restricted: bool = False,
@@ -248,7 +251,7 @@ class ShardStore:
 
         ``marker_extra`` may be mutated inside the block (e.g. to add error counts known only at the end).
         """
-        asset, shard = provenance.asset, provenance.shard
+        asset, shard = provenance.asset, validate_shard_key(provenance.shard)
         directory = self._dir(asset, restricted)
         self._mkdir(directory, restricted)
         full_schema = schema.append(pa.field("code_version", pa.string(), nullable=False)).append(
