@@ -2,6 +2,10 @@
 
 The paper crops ``image.crop((x1, y1, x2, y2))`` on the full-resolution RGB image with no margin; so do we.
 Nothing is written to disk: a shard of 10k images would otherwise become ~7k crop files, 41k shards ~280M.
+
+Images come from `iter_images`, i.e. `decode_for_models`: the same upright (EXIF orientation applied),
+background-composited RGB image the detector saw, so a box's coordinates select the same person here. Never
+open the image bytes another way for a crop: a photo stored sideways would be cut in the wrong place.
 """
 
 from __future__ import annotations
@@ -43,4 +47,5 @@ def iter_person_images(
 
 
 def crop(image: Image.Image, box: PersonBox) -> Image.Image:
+    """The box's pixels; ``image`` must be the `iter_person_images` image (the detector's coordinates)."""
     return image.crop(tuple(round(v) for v in box.xyxy))

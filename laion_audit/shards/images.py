@@ -3,21 +3,33 @@
 Pixels are read from the tar again rather than stored: crops are cut on the fly, never written out as
 millions of files. Only samples the `samples` table marked as having a usable image are decoded; the others
 are already accounted for there.
+
+Every image goes through `decode_for_models`: upright (EXIF orientation applied), transparency composited onto
+a fixed background, 8-bit RGB. Detection, crops, labels and captions all read pixels through `iter_images`, so
+person boxes and the crops cut from them are in the same (displayed) coordinates, and the image size matches
+the width and height the `samples` table recorded at ingest.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Iterator
 
 from PIL import Image
 
+from laion_audit.shards.image_check import decode_for_models
 from laion_audit.shards.reader import ShardReadReport, image_member, iter_tar_samples
 from laion_audit.shards.sources import ShardSource
 
+# Key under which the EXIF orientation applied (1-8) is left in each yielded image's ``info``.
+ORIENTATION_INFO = "exif_orientation"
+
 
 def iter_images(source: ShardSource, keys: Iterable[str]) -> Iterator[tuple[str, Image.Image]]:
-    """Yield (key, RGB image) for each wanted key, in tar order."""
+    """Yield (key, upright RGB image) for each wanted key, in tar order.
+
+    The orientation applied is in ``image.info[ORIENTATION_INFO]``. The pixel limit is not checked again: the
+    keys come from the `samples` table, whose check used the run's configured ``max_image_pixels``.
+    """
     wanted = set(keys)
     if source.format != "webdataset" or not wanted:
         return
@@ -27,5 +39,6 @@ def iter_images(source: ShardSource, keys: Iterable[str]) -> Iterator[tuple[str,
         data = image_member(members)
         if data is None:
             continue
-        with Image.open(io.BytesIO(data)) as image:
-            yield key, image.convert("RGB")
+        image, orientation = decode_for_models(data)
+        image.info[ORIENTATION_INFO] = orientation
+        yield key, image
