@@ -54,7 +54,7 @@ def test_keyword_audit_on_a_users_laion_metadata_folder(tmp_path, shared_data):
     report = json.loads((store_root / "reports" / "keyword_audit.json").read_text())
     rows = pq.read_metadata(sample).num_rows
     assert report["result"]["n_rows"] == rows
-    assert report["inputs"]["samples"]["01000"]["code_version"] == "samples-3"
+    assert report["inputs"]["samples"]["01000"]["code_version"] == "samples-4"
     modes = report["result"]["modes"]
     for term in ("desi", "nun", "latina"):
         assert modes["substring"]["search_strings"][term]["n_match"] >= modes["word"]["search_strings"][term]["n_match"]

@@ -148,11 +148,14 @@ def test_a_shard_copied_in_two_halves_ends_up_fully_ingested_without_force(env, 
     expected = sum(1 for name in _tar_members(sample_shards / "00001.tar") if name.endswith(".json"))
     tar.write_bytes(data[: len(data) // 2])
     env["run"]("shard_ingest_job", "00001")
-    assert _marker(env, "samples", "00001")["rows"] < expected
+    half = _marker(env, "samples", "00001")
+    # The img2dataset sidecar beside it lists every key: the ones the half tar lacks are rows saying so.
+    assert half["read_samples"] < expected and half["ended_early"] and half["missing_from_tar"] > 0
     tar.write_bytes(data)
     env["run"]("shard_ingest_job", "00001")
     marker = _marker(env, "samples", "00001")
-    assert marker["rows"] == expected and not marker["truncated"]
+    assert marker["rows"] == marker["read_samples"] == expected and not marker["truncated"]
+    assert marker["missing_from_tar"] == 0
 
 
 def _tar_members(path):

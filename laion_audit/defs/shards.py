@@ -88,7 +88,8 @@ def build_shard_defs(settings: Settings) -> Definitions:
             process,
             shard_errors=(ShardReadError, ShardNotFoundError, ShardDiscoveryError),
             totals=("rows", "errors", "images_ok"),
-            single_shard_metadata=("source_format", "error_kinds", "truncated"),
+            single_shard_metadata=("source_format", "error_kinds", "truncated", "expected_samples", "missing_from_tar",
+                                   "ended_early", "unrecognized_members"),
         )
 
     shard_ingest_job = define_asset_job(

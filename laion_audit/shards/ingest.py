@@ -63,9 +63,10 @@ def ingest_shard(
             n_images += pc.sum(table["has_image"]).as_py() or 0
             for kinds in table["error_kind"].drop_null().to_pylist():
                 error_kinds.update(kinds.split(","))
+        # Expected vs read counts (img2dataset sidecars), whether the tar ended early, skipped members.
         stats.update(
             images_ok=n_images,
             error_kinds=dict(sorted(error_kinds.items())),
-            truncated=report.truncated,
+            **report.marker_fields(),
         )
     return IngestResult(source.key, skipped=False, marker=out.marker)

@@ -42,9 +42,9 @@ class ShardAsset:
 PER_SHARD_ASSETS: dict[str, ShardAsset] = {
     a.name: a
     for a in (
-        ShardAsset("samples", "samples-3", False, (SHARD_FILE,)),
+        ShardAsset("samples", "samples-4", False, (SHARD_FILE,)),
         ShardAsset("alt_text_scores", "alt_text_scores-2", False, ("samples",)),
-        ShardAsset("person_boxes", "person_boxes-2", False, ("samples",)),
+        ShardAsset("person_boxes", "person_boxes-3", False, ("samples",)),
         ShardAsset("gender_votes", "votes-2", True, ("person_boxes",)),
         ShardAsset("race_votes", "votes-2", True, ("person_boxes",)),
         ShardAsset("gender_labels", "labels-2", True, ("person_boxes",)),

@@ -11,18 +11,32 @@ per value: a value of the wrong type (a list where a string belongs, ``"abc"`` f
 problem. NaN is read as a missing value. Parquet columns of the expected types take a vectorized path; only a
 batch with an odd column goes value by value.
 
-Tar iteration goes through webdataset's own ``tar_file_iterator`` so member naming, metadata skipping and
-streaming behave exactly as in the training loaders that consume these shards; grouping is done here so that a
-truncation can be pinned on the sample it cut.
+Tar members are filtered and named by webdataset's rules (regular files only, its metadata names skipped,
+``base_plus_ext`` keys, lower-cased extensions) so keys are those the training loaders see; the archive is read
+with tarfile's stream reader directly so that how it ended is known: a tar cut exactly at a 512-byte header
+boundary has no end-of-archive marker and is reported as truncated, not read as complete. Members that are not
+``key.ext`` are counted in the report. Grouping is done here so that a truncation can be pinned on the sample it
+cut.
+
+img2dataset's sidecars beside a tar (``NNNNN.parquet`` with every key and its status, ``NNNNN_stats.json`` with
+the counts) say what the tar should hold. Every key the parquet lists as downloaded ("success") but the tar
+lacks becomes a row with ``missing_from_tar``; keys it lists as failed downloads are not samples and get no row
+(they are counted). The report records expected and read counts and whether the tar ended early. A sidecar
+that cannot be read is recorded, never a reason to fail the shard.
+
+Error texts are deterministic: object reprs lose their memory addresses, so the same shard gives the same rows
+in every run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
 import re
+import tarfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +47,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from webdataset.tariterators import base_plus_ext, tar_file_iterator
+from webdataset.tariterators import base_plus_ext, meta_prefix, meta_suffix, tar_file_iterator
 
 from laion_audit.shards.chunking import chunked
 from laion_audit.shards.image_check import DEFAULT_MAX_IMAGE_PIXELS, VerifyMode, check_image
@@ -42,6 +56,7 @@ from laion_audit.shards.sources import ShardSource
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 DEFAULT_BATCH_ROWS = 2048
+MAX_MEMBER_EXAMPLES = 10
 
 
 class ShardReadError(RuntimeError):
@@ -62,6 +77,49 @@ class ShardReadReport:
 
     truncated: str | None = None
     members_read: int = 0
+    read_samples: int = 0  # rows from the shard file itself (duplicate keys included, missing_from_tar not)
+    # From img2dataset's sidecars (None: no usable sidecar said).
+    expected_samples: int | None = None  # keys the sidecar lists as downloaded (or the stats' successes)
+    missing_from_tar: int = 0  # of those, keys the tar lacks (each one a row)
+    not_in_sidecar: int | None = None  # tar keys the sidecar parquet does not list as downloaded
+    ended_early: bool = False
+    sidecar_failed_downloads: int | None = None  # sidecar rows with another status: not samples, no row
+    sidecar_error: str | None = None
+    sidecars: list[str] = field(default_factory=list)  # the sidecar files that were read
+    # Tar members that are not part of any sample, and members a later one with the same name replaced.
+    unrecognized_members: int = 0
+    unrecognized_member_examples: list[str] = field(default_factory=list)
+    duplicate_members: int = 0
+    duplicate_member_examples: list[str] = field(default_factory=list)
+    cut_member: str | None = None  # the member the tar ended inside of, as named in the tar
+
+    def note_unrecognized(self, name: str, why: str) -> None:
+        self.unrecognized_members += 1
+        if len(self.unrecognized_member_examples) < MAX_MEMBER_EXAMPLES:
+            self.unrecognized_member_examples.append(f"{printable_key(name)} ({why})")
+
+    def note_duplicate_member(self, name: str) -> None:
+        self.duplicate_members += 1
+        if len(self.duplicate_member_examples) < MAX_MEMBER_EXAMPLES:
+            self.duplicate_member_examples.append(printable_key(name))
+
+    def marker_fields(self) -> dict[str, Any]:
+        """The shard-level facts for the `samples` marker."""
+        return {
+            "truncated": self.truncated,
+            "ended_early": self.ended_early,
+            "read_samples": self.read_samples,
+            "expected_samples": self.expected_samples,
+            "missing_from_tar": self.missing_from_tar,
+            "not_in_sidecar": self.not_in_sidecar,
+            "sidecar_failed_downloads": self.sidecar_failed_downloads,
+            "sidecar_error": self.sidecar_error,
+            "sidecars": list(self.sidecars),
+            "unrecognized_members": self.unrecognized_members,
+            "unrecognized_member_examples": list(self.unrecognized_member_examples),
+            "duplicate_members": self.duplicate_members,
+            "duplicate_member_examples": list(self.duplicate_member_examples),
+        }
 
 
 def read_samples(
@@ -71,9 +129,13 @@ def read_samples(
     options = options or ReaderOptions()
     report = report if report is not None else ShardReadReport()
     if source.format == "webdataset":
-        yield from _batched(source, _tar_rows(source, options, report), options.batch_rows)
+        sidecar = read_sidecars(source, report)
+        rows = _accounted_rows(source, _tar_rows(source, options, report), sidecar, report)
+        yield from _batched(source, rows, options.batch_rows)
     elif source.format == "metadata_parquet":
-        yield from _metadata_parquet_tables(source, options)
+        for table in _metadata_parquet_tables(source, options):
+            report.read_samples += table.num_rows
+            yield table
     else:
         raise ValueError(f"unknown shard format {source.format!r}")
 
@@ -86,66 +148,140 @@ def _batched(source: ShardSource, rows: Iterator[dict[str, Any]], size: int) -> 
             # Every value is coerced per row, so this is a bug; still, say which file and which samples.
             raise ShardReadError(
                 f"cannot build samples rows {chunk[0]['key']}..{chunk[-1]['key']} of shard file {source.url}: "
-                f"{type(exc).__name__}: {exc}"
+                f"{type(exc).__name__}: {stable_text(exc)}"
             ) from exc
         yield table
 
 
 # ----------------------------------------------------------------------------------------------- webdataset
 
+# webdataset's own rules for members that are not sample files: its meta names and its default skip pattern.
+_SKIP_META = inspect.signature(tar_file_iterator).parameters["skip_meta"].default
+_INCOMPLETE_KINDS = frozenset(("missing_image", "missing_caption", "missing_json"))
+_MEMBER_TYPES = {tarfile.DIRTYPE: "directory", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hard link",
+                 tarfile.FIFOTYPE: "fifo", tarfile.CHRTYPE: "device", tarfile.BLKTYPE: "device"}
 
-def _tar_members(source: ShardSource, report: ShardReadReport) -> Iterator[tuple[str, str, bytes]]:
-    """Yield (key, extension, bytes) per tar member; record a truncation instead of raising after the start."""
-    reading: list[str] = []
 
-    def remember(name: str) -> bool:
-        reading[:] = [name]
-        return True
+class _WatchedTarInfo(tarfile.TarInfo):
+    """Records on the archive why its member list ended.
 
-    def stop_on_error(exc: Exception) -> bool:
-        report.truncated = f"tar ends inside member {printable_key(reading[0]) if reading else '?'}: {_cause(exc)}"
-        return False
+    tarfile's stream reader ends the list without a word at a zero block (the end-of-archive marker), at the end
+    of the file, inside a header and at a header it cannot parse; only the first is a complete archive.
+    """
 
+    @classmethod
+    def fromtarfile(cls, archive):
+        try:
+            return super().fromtarfile(archive)
+        except tarfile.HeaderError as exc:
+            archive.laion_audit_end = exc
+            raise
+
+
+class _ShardFile:
+    """The shard file for tarfile, with a repr that names the file (no memory address in any message)."""
+
+    def __init__(self, fileobj: Any, url: str):
+        self._fileobj, self._url = fileobj, url
+
+    def read(self, size: int = -1) -> bytes:
+        return self._fileobj.read(size)
+
+    def __repr__(self) -> str:
+        return f"<shard file {self._url}>"
+
+    __str__ = __repr__
+
+
+def _tar_members(source: ShardSource, report: ShardReadReport) -> Iterator[tuple[str, str, str, bytes]]:
+    """Yield (member name, key, extension, bytes) per sample member, in tar order.
+
+    Members are filtered as webdataset's ``tar_file_iterator`` does (regular files only, its metadata names
+    skipped) and named with its ``base_plus_ext``, so keys are those the training loaders see; what is skipped
+    is counted in ``report`` instead of vanishing. After the first header a broken or short archive ends the
+    iteration with ``report.truncated`` set, never an exception.
+    """
     try:
         fileobj = fsspec.open(source.url, "rb").open()
     except (OSError, ValueError) as exc:
-        raise ShardReadError(f"cannot open shard file {source.url}: {exc}") from exc
+        raise ShardReadError(f"cannot open shard file {source.url}: {stable_text(exc)}") from exc
     with fileobj:
-        members = tar_file_iterator(fileobj, handler=stop_on_error, select_files=remember)
+        try:
+            archive = tarfile.open(fileobj=_ShardFile(fileobj, source.url), mode="r|*", tarinfo=_WatchedTarInfo)
+        except Exception as exc:
+            raise ShardReadError(
+                f"cannot open shard file {source.url} as a tar archive: {type(exc).__name__}: {stable_text(exc)}"
+            ) from exc
+        last: str | None = None  # the last member header read
+        infos = iter(archive)
         while True:
             try:
-                member = next(members)
+                info = next(infos)
             except StopIteration:
+                break
+            except Exception as exc:  # the stream broke between members (in padding, a long-name header, gzip)
+                report.truncated = f"tar ends after member {_shown(last)}: {stable_text(exc)}"
                 return
-            except Exception as exc:
-                if report.members_read == 0:
-                    raise ShardReadError(
-                        f"cannot open shard file {source.url} as a tar archive: {type(exc).__name__}: {exc}"
-                    ) from exc
-                report.truncated = (
-                    f"tar ends after member {printable_key(reading[0]) if reading else '?'}: {_cause(exc)}"
-                )
-                return
-            report.members_read += 1
-            prefix, suffix = base_plus_ext(member["fname"])
-            if prefix is None:
+            last = name = info.name
+            if not info.isreg():
+                report.note_unrecognized(name, _MEMBER_TYPES.get(info.type, f"tar type {info.type!r}"))
                 continue
-            yield prefix, suffix.lower(), member["data"]
+            if ("/" not in name and name.startswith(meta_prefix) and name.endswith(meta_suffix)) or (
+                _SKIP_META is not None and re.match(_SKIP_META, name)
+            ):
+                report.note_unrecognized(name, "webdataset metadata")
+                continue
+            key, ext = base_plus_ext(name)
+            if key is None:
+                report.note_unrecognized(name, "not key.ext")
+                continue
+            try:
+                data = archive.extractfile(info).read()
+            except Exception as exc:
+                report.truncated = f"tar ends inside member {_shown(name)}: {stable_text(exc)}"
+                report.cut_member = name
+                return
+            archive.members = []  # stream mode: keep no history
+            report.members_read += 1
+            yield name, key, ext, data
+        end = getattr(archive, "laion_audit_end", None)
+        if end is None or isinstance(end, tarfile.EOFHeaderError):
+            return
+        if isinstance(end, tarfile.EmptyHeaderError):
+            report.truncated = (
+                f"tar ends at byte {archive.offset} without an end-of-archive marker, after member {_shown(last)}"
+            )
+        elif isinstance(end, tarfile.TruncatedHeaderError):
+            report.truncated = f"tar ends inside the header at byte {archive.offset}, after member {_shown(last)}"
+        else:
+            report.truncated = (
+                f"tar has an unreadable header at byte {archive.offset}, after member {_shown(last)} "
+                f"({stable_text(end)}); nothing after it can be read"
+            )
 
 
-def _cause(exc: Exception) -> str:
-    """The exception text without the ' @ <file object repr>' that webdataset appends."""
-    return str(exc).split(" @ ", 1)[0]
+def _shown(name: str | None) -> str:
+    return printable_key(name) if name is not None else "? (none read)"
+
+
+_ADDRESS = re.compile(r"(<[^<>]*?) at 0x[0-9a-fA-F]+>")
+
+
+def stable_text(text: Any) -> str:
+    """An error text without the memory addresses of object reprs (``<_io.BytesIO object at 0x7f…>``), so
+    the same input gives the same rows in every run."""
+    return _ADDRESS.sub(r"\1>", str(text))
 
 
 def iter_tar_samples(source: ShardSource, report: ShardReadReport) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Yield (row key, {extension: bytes}) per sample, in tar order, keys exactly as in the `samples` table.
 
     Used by the `samples` reader and by every asset that needs the pixels again (detection, crops), so all of
-    them agree on what a key is, duplicates and non-UTF-8 member names included.
+    them agree on what a key is, duplicates and non-UTF-8 member names included. A sample whose first member
+    the tar cut off comes last, with no members.
     """
-    for row_key, _raw_key, members in _tar_samples(source, report):
-        yield row_key, members
+    for sample in _tar_samples(source, report):
+        yield sample.row_key, sample.members
 
 
 def printable_key(raw_key: str) -> str:
@@ -162,42 +298,73 @@ def printable_key(raw_key: str) -> str:
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 
 
-def _tar_samples(source: ShardSource, report: ShardReadReport) -> Iterator[tuple[str, str, dict[str, bytes]]]:
-    """(row key, key as written in the tar, members) per sample."""
+@dataclass
+class _TarSample:
+    row_key: str  # the key as stored: printable, with ~dupN when the key came back after its sample was closed
+    raw_key: str  # the key as written in the tar
+    members: dict[str, bytes] = field(default_factory=dict)  # lower-case extension -> bytes
+    names: dict[str, str] = field(default_factory=dict)  # lower-case extension -> member name as in the tar
+    cut: bool = False  # the tar ended inside this sample's first member: nothing of it was read
+
+
+def _tar_samples(source: ShardSource, report: ShardReadReport) -> Iterator[_TarSample]:
     closed_keys: set[str] = set()
-    raw_key: str | None = None  # the key as written in the tar
-    row_key = ""  # raw_key, or raw_key~dupN when the key came back after its sample was closed
-    current: dict[str, bytes] = {}
     duplicates = 0
-    for key, ext, data in _tar_members(source, report):
-        if key != raw_key:
-            if raw_key is not None:
-                closed_keys.add(raw_key)
-                yield row_key, raw_key, current
-            raw_key, row_key, current = key, printable_key(key), {}
-            if key in closed_keys:
-                duplicates += 1
-                row_key = f"{row_key}~dup{duplicates}"
-        current[ext] = data
-    if raw_key is not None:
-        yield row_key, raw_key, current
+    sample: _TarSample | None = None
+
+    def start(key: str) -> _TarSample:
+        nonlocal duplicates
+        row_key = printable_key(key)
+        if key in closed_keys:
+            duplicates += 1
+            row_key = f"{row_key}~dup{duplicates}"
+        return _TarSample(row_key, key)
+
+    for name, key, ext, data in _tar_members(source, report):
+        if sample is None or key != sample.raw_key:
+            if sample is not None:
+                closed_keys.add(sample.raw_key)
+                yield sample
+            sample = start(key)
+        ext = ext.lower()  # as webdataset's group_by_keys does
+        if ext in sample.members:
+            report.note_duplicate_member(name)
+        sample.members[ext] = data
+        sample.names[ext] = name
+    if report.cut_member is not None:
+        cut_key = base_plus_ext(report.cut_member)[0]
+        if sample is None or cut_key != sample.raw_key:
+            if sample is not None:
+                closed_keys.add(sample.raw_key)
+                yield sample
+            sample = start(cut_key)
+            sample.cut = True
+    if sample is not None:
+        yield sample
 
 
-def _tar_rows(source: ShardSource, options: ReaderOptions, report: ShardReadReport) -> Iterator[dict[str, Any]]:
-    """Rows in tar order. Image checks run on a thread pool: PIL and hashlib release the GIL while they work."""
-    pending: dict[str, Any] | None = None
+def _tar_rows(
+    source: ShardSource, options: ReaderOptions, report: ShardReadReport
+) -> Iterator[tuple[_TarSample, dict[str, Any]]]:
+    """(sample, row) in tar order. Image checks run on a thread pool: PIL and hashlib release the GIL."""
+    pending: tuple[_TarSample, dict[str, Any]] | None = None
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
         for chunk in chunked(_tar_samples(source, report), 16 * options.workers):
-            rows = list(pool.map(lambda item: _checked_tar_row(source, *item, options), chunk))
+            rows = list(pool.map(lambda sample: _checked_tar_row(source, sample, options, report), chunk))
             if pending is not None:
                 yield pending
-            yield from rows[:-1]
-            pending = rows[-1]
+            yield from zip(chunk[:-1], rows[:-1])
+            pending = chunk[-1], rows[-1]
     if pending is None:
         return
-    # A truncation is known only once iteration has ended; it belongs to the sample being read at the time.
-    if report.truncated:
-        _add_error(pending, "truncated_tar", report.truncated)
+    # A truncation is known only once iteration has ended. It belongs to the last sample when the tar was cut
+    # inside one of its members, or when it lacks a member (the cut may have taken it); a sample the tar cut
+    # off entirely already has its own row.
+    sample, row = pending
+    if report.truncated and not sample.cut:
+        codes = set((row["error_kind"] or "").split(","))
+        if report.cut_member is not None or codes & _INCOMPLETE_KINDS:
+            _add_error(row, "truncated_tar", report.truncated)
     yield pending
 
 
@@ -216,7 +383,7 @@ def _merge_errors(kinds: str | None, error: str | None, kind: str, message: str)
 
 
 def _add_error(row: dict[str, Any], kind: str, message: str) -> None:
-    row["error_kind"], row["error"] = _merge_errors(row["error_kind"], row["error"], kind, message)
+    row["error_kind"], row["error"] = _merge_errors(row["error_kind"], row["error"], kind, stable_text(message))
     row["status"] = STATUS_ERROR
 
 
@@ -423,20 +590,19 @@ _JSON_FIELDS = (
 
 
 def _checked_tar_row(
-    source: ShardSource, key: str, raw_key: str, members: dict[str, bytes], options: ReaderOptions
+    source: ShardSource, sample: _TarSample, options: ReaderOptions, report: ShardReadReport
 ) -> dict[str, Any]:
     try:
-        return _tar_row(source, key, members, options, non_utf8_key=printable_key(raw_key) != raw_key)
+        return _tar_row(source, sample, options, report)
     except Exception as exc:  # a bug, not a bad sample: fail the partition, naming the file and the sample
         raise ShardReadError(
-            f"cannot read sample {key} of shard file {source.url}: {type(exc).__name__}: {exc}"
+            f"cannot read sample {sample.row_key} of shard file {source.url}: {type(exc).__name__}: "
+            f"{stable_text(exc)}"
         ) from exc
 
 
-def _tar_row(
-    source: ShardSource, key: str, members: dict[str, bytes], options: ReaderOptions, non_utf8_key: bool = False
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
+def _new_row(source: ShardSource, key: str) -> dict[str, Any]:
+    return {
         "shard": source.key,
         "key": key,
         "source_format": "webdataset",
@@ -445,10 +611,22 @@ def _tar_row(
         "error_kind": None,
         "error": None,
     }
-    if key.split("~dup")[0] != key:
-        _add_error(row, "duplicate_key", f"key {key.split('~dup')[0]} appears again after its sample was closed")
-    if non_utf8_key:
+
+
+def _tar_row(
+    source: ShardSource, sample: _TarSample, options: ReaderOptions, report: ShardReadReport
+) -> dict[str, Any]:
+    key, members = sample.row_key, sample.members
+    row = _new_row(source, key)
+    printable = printable_key(sample.raw_key)
+    if key != printable:
+        _add_error(row, "duplicate_key", f"key {printable} appears again after its sample was closed")
+    if printable != sample.raw_key:
         _add_error(row, "non_utf8_key", "tar member name is not valid UTF-8; the key keeps its bytes as \\x escapes")
+    if sample.cut:
+        # Nothing of the sample was read: it is not missing its members, the tar was cut.
+        _add_error(row, "truncated_tar", report.truncated or "tar ends inside the first member of this sample")
+        return row
 
     meta: dict[str, Any] = {}
     if "json" not in members:
@@ -486,7 +664,7 @@ def _tar_row(
         return row
     data = members[image_ext]
     digest = hashlib.sha256(data).hexdigest()
-    row.update(image_member=f"{key}.{image_ext}", image_bytes=len(data), sha256=digest)
+    row.update(image_member=printable_key(sample.names[image_ext]), image_bytes=len(data), sha256=digest)
     _, declared = _lookup(meta, "sha256")
     # Only a clean string is compared (a lone surrogate could not go into the error text).
     declared = coerce_str(declared)[0] if isinstance(declared, str) else None
@@ -494,6 +672,7 @@ def _tar_row(
         _add_error(row, "sha256_mismatch", f"image sha256 {digest[:12]}… differs from the json's {declared[:12]}…")
     check = check_image(data, max_pixels=options.max_image_pixels, verify=options.verify_images)
     row["image_format"] = check.format
+    row["image_orientation"] = check.orientation
     if check.width is not None:
         row["width"], row["height"] = check.width, check.height
     if check.ok:
@@ -501,6 +680,214 @@ def _tar_row(
     else:
         _add_error(row, check.error_kind or "corrupt_image", check.error or "unreadable image")
     return row
+
+
+# ---------------------------------------------------------------------------------------- img2dataset sidecars
+
+SIDECAR_SUCCESS = "success"
+# samples column <- names in the sidecar parquet (img2dataset's columns plus LAION's; first present wins)
+_SIDECAR_FIELDS = (("caption", ("caption", "text")),) + _JSON_FIELDS
+
+
+@dataclass
+class Sidecar:
+    """What img2dataset's files beside a tar say it should hold."""
+
+    parquet_name: str | None = None
+    keys: list[str] | None = None  # keys listed as downloaded, printable, in sidecar order, each once
+    index: dict[str, int] = field(default_factory=dict)  # key -> its row in ``metadata``
+    metadata: pa.Table | None = None  # the sidecar's metadata columns (see _SIDECAR_FIELDS)
+    columns: dict[str, str] = field(default_factory=dict)  # samples column -> sidecar column
+    stats_successes: int | None = None
+
+
+def _name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _column_named(names: list[str], *candidates: str) -> str | None:
+    lowered = {name.lower(): name for name in reversed(names)}  # the first spelling wins
+    return next((lowered[c.lower()] for c in candidates if c.lower() in lowered), None)
+
+
+def read_sidecars(source: ShardSource, report: ShardReadReport) -> Sidecar:
+    """Read ``NNNNN.parquet`` and ``NNNNN_stats.json`` where present; record what they say (and what is wrong
+    with them) in ``report``. Never raises for a bad sidecar."""
+    sidecar = Sidecar()
+    errors: list[str] = []
+    failed: int | None = None
+    if source.metadata_parquet_url:
+        sidecar.parquet_name = _name(source.metadata_parquet_url)
+        try:
+            failed = _read_sidecar_parquet(source.metadata_parquet_url, sidecar, errors)
+        except Exception as exc:  # an unreadable sidecar is recorded, never a reason to fail the shard
+            errors.append(f"cannot read {sidecar.parquet_name}: {type(exc).__name__}: {stable_text(exc)}")
+            sidecar.keys, sidecar.index, sidecar.metadata, failed = None, {}, None, None
+        if sidecar.keys is not None:
+            report.sidecars.append(sidecar.parquet_name)
+    if source.stats_url:
+        stats_name = _name(source.stats_url)
+        counts = _read_sidecar_stats(source.stats_url, stats_name, errors)
+        if counts is not None:
+            report.sidecars.append(stats_name)
+            sidecar.stats_successes, count = counts
+            if sidecar.keys is not None and sidecar.stats_successes is not None:
+                if sidecar.stats_successes != len(sidecar.keys):
+                    errors.append(f"{stats_name} counts {sidecar.stats_successes} successes but "
+                                  f"{sidecar.parquet_name} lists {len(sidecar.keys)} keys as downloaded")
+            elif sidecar.keys is None and sidecar.stats_successes is not None and count is not None:
+                failed = max(0, count - sidecar.stats_successes)
+    if sidecar.keys is not None:
+        report.expected_samples = len(sidecar.keys)
+    elif sidecar.stats_successes is not None:
+        report.expected_samples = sidecar.stats_successes
+    report.sidecar_failed_downloads = failed
+    report.sidecar_error = "; ".join(errors) or None
+    return sidecar
+
+
+def _read_sidecar_parquet(url: str, sidecar: Sidecar, errors: list[str]) -> int | None:
+    """Fill ``sidecar`` from the parquet; return how many rows are not successes (None if unusable)."""
+    name = sidecar.parquet_name
+    with fsspec.open(url, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        names = parquet.schema_arrow.names
+        key_column = _column_named(names, "key")
+        status_column = _column_named(names, "status")
+        if key_column is None or status_column is None:
+            missing = "key" if key_column is None else "status"
+            errors.append(f"{name} has no {missing} column; its keys are not used")
+            return None
+        sidecar.columns = {
+            target: column for target, candidates in _SIDECAR_FIELDS
+            if (column := _column_named(names, *candidates)) is not None
+        }
+        table = parquet.read(columns=sorted({key_column, status_column, *sidecar.columns.values()}))
+    keys = table.column(key_column).combine_chunks()
+    if pa.types.is_dictionary(keys.type):
+        keys = keys.dictionary_decode()
+    if not any(test(keys.type) for test in _TEXT_TYPES):
+        errors.append(f"{name} key column holds {keys.type} values, not text; its keys are not used")
+        return None
+    statuses, _ = coerce_column(table.column(status_column).combine_chunks(), pa.string())
+    sidecar.metadata = table.select(sorted(set(sidecar.columns.values())))
+    sidecar.keys = []
+    failed = unusable = repeated = 0
+    for row, (raw, status) in enumerate(zip(_as_bytes(keys).to_pylist(), statuses.to_pylist())):
+        if status != SIDECAR_SUCCESS:
+            failed += 1  # a failed download (or resize) is not in the tar: no sample, no row
+            continue
+        if not raw:
+            unusable += 1
+            continue
+        # As tarfile reads a member name: invalid UTF-8 bytes as lone surrogates, then \xNN escapes.
+        key = printable_key(raw.decode("utf-8", "surrogateescape"))
+        if key in sidecar.index:
+            repeated += 1
+            continue
+        sidecar.index[key] = row
+        sidecar.keys.append(key)
+    if unusable:
+        errors.append(f"{name} lists {unusable} downloaded rows without a key")
+    if repeated:
+        errors.append(f"{name} lists {repeated} downloaded keys more than once")
+    return failed
+
+
+def _read_sidecar_stats(url: str, name: str, errors: list[str]) -> tuple[int | None, int | None] | None:
+    """(successes, count) from ``NNNNN_stats.json``, each None when absent or not a count; None if unreadable."""
+    try:
+        with fsspec.open(url, "rb") as handle:
+            stats = json.loads(handle.read())
+    except RecursionError:
+        errors.append(f"cannot read {name}: nested too deeply to parse")
+        return None
+    except Exception as exc:
+        errors.append(f"cannot read {name}: {type(exc).__name__}: {stable_text(exc)}")
+        return None
+    if not isinstance(stats, dict):
+        errors.append(f"{name} is not a JSON object")
+        return None
+
+    def count(field_name: str) -> int | None:
+        value = stats.get(field_name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if value is not None or field_name == "successes":
+            errors.append(f"{name} {field_name}: expected a count, got {describe_value(value)}")
+        return None
+
+    return count("successes"), count("count")
+
+
+def _sidecar_metadata(row: dict[str, Any], sidecar: Sidecar, keys: list[str]) -> list[dict[str, Any]]:
+    """Copies of ``row`` with the sidecar's url, caption and LAION columns for ``keys``, coerced as a tar's json
+    is (a bad value is nulled and named in the row's error)."""
+    rows = [dict(row, key=key) for key in keys]
+    if sidecar.metadata is None or not rows:
+        return rows
+    picked = sidecar.metadata.take(pa.array([sidecar.index[key] for key in keys], pa.int64()))
+    for target, column in sidecar.columns.items():
+        utf8_kind = "non_utf8_caption" if target == "caption" else BAD_VALUE
+        values, problems = coerce_column(
+            picked.column(column).combine_chunks(), SAMPLES_SCHEMA.field(target).type, utf8_kind
+        )
+        for i, value in enumerate(values.to_pylist()):
+            rows[i][target] = value
+            if i in problems:
+                kind, problem = problems[i]
+                _add_error(rows[i], kind, f"sidecar {sidecar.parquet_name} {column}: {problem}")
+    return rows
+
+
+def _accounted_rows(
+    source: ShardSource,
+    tar_rows: Iterator[tuple[_TarSample, dict[str, Any]]],
+    sidecar: Sidecar,
+    report: ShardReadReport,
+) -> Iterator[dict[str, Any]]:
+    """The tar's rows, then one ``missing_from_tar`` row per key the sidecar lists as downloaded and the tar
+    lacks (in sidecar order); the counts and whether the tar ended early go to ``report``."""
+    present: set[str] = set()
+    for sample, row in tar_rows:
+        report.read_samples += 1
+        key = printable_key(sample.raw_key)
+        present.add(key)
+        if sample.cut and key in sidecar.index:  # the tar cut it: its metadata can still come from the sidecar
+            row = {**_sidecar_metadata(row, sidecar, [key])[0], "key": row["key"]}
+        yield row
+
+    if sidecar.keys is None:
+        # Only counts (or nothing) to go by: a tar holding fewer samples than the stats promise ended early.
+        expected = report.expected_samples
+        if expected is not None and report.read_samples < expected:
+            _ended_early(report, report.read_samples, expected)
+        report.ended_early = report.ended_early or report.truncated is not None
+        return
+
+    report.not_in_sidecar = sum(1 for key in present if key not in sidecar.index)
+    read_positions = [sidecar.index[key] for key in present if key in sidecar.index]
+    last_read = max(read_positions, default=-1)
+    missing = [key for key in sidecar.keys if key not in present]
+    trailing = sum(1 for key in missing if sidecar.index[key] > last_read)
+    report.missing_from_tar = len(missing)
+    if trailing:
+        _ended_early(report, len(sidecar.keys) - len(missing), len(sidecar.keys))
+    report.ended_early = report.ended_early or report.truncated is not None
+    for start in range(0, len(missing), DEFAULT_BATCH_ROWS):
+        keys = missing[start:start + DEFAULT_BATCH_ROWS]
+        for row in _sidecar_metadata(_new_row(source, ""), sidecar, keys):
+            after_end = sidecar.index[row["key"]] > last_read
+            _add_error(row, "missing_from_tar",
+                       f"not in the tar: img2dataset sidecar {sidecar.parquet_name} lists it as downloaded"
+                       + ("; the tar ends before it" if after_end else ""))
+            yield row
+
+
+def _ended_early(report: ShardReadReport, read: int, expected: int) -> None:
+    report.ended_early = True
+    said = f"tar ends after {read} of {expected} expected samples (img2dataset sidecar)"
+    report.truncated = f"{said}; {report.truncated}" if report.truncated else said
 
 
 # ------------------------------------------------------------------------------------------ metadata parquet
@@ -522,7 +909,9 @@ def _metadata_parquet_tables(source: ShardSource, options: ReaderOptions) -> Ite
     try:
         parquet = pq.ParquetFile(fsspec.open(source.url, "rb").open())
     except Exception as exc:
-        raise ShardReadError(f"cannot open shard file {source.url} as parquet: {type(exc).__name__}: {exc}") from exc
+        raise ShardReadError(
+            f"cannot open shard file {source.url} as parquet: {type(exc).__name__}: {stable_text(exc)}"
+        ) from exc
 
     by_lower = {name.lower(): name for name in parquet.schema_arrow.names}
     chosen = {
@@ -544,7 +933,8 @@ def _metadata_parquet_tables(source: ShardSource, options: ReaderOptions) -> Ite
             return
         except Exception as exc:  # a corrupt page or an unreadable column: no keys to account for past here
             raise ShardReadError(
-                f"cannot read shard file {source.url} as parquet after row {offset}: {type(exc).__name__}: {exc}"
+                f"cannot read shard file {source.url} as parquet after row {offset}: {type(exc).__name__}: "
+                f"{stable_text(exc)}"
             ) from exc
         yield _metadata_table(source, chosen, batch, offset)
         offset += batch.num_rows
@@ -593,6 +983,7 @@ def _metadata_table(source: ShardSource, chosen: dict[str, str | None], batch: p
             "license": arrays["license"],
             "image_member": pa.nulls(n, pa.string()),
             "image_format": pa.nulls(n, pa.string()),
+            "image_orientation": pa.nulls(n, pa.int64()),
             "image_bytes": pa.nulls(n, pa.int64()),
             "sha256": pa.nulls(n, pa.string()),
             "has_image": pa.array([False] * n, pa.bool_()),

@@ -2,7 +2,8 @@
 
 Keeping failures as rows (``status`` = "error", ``error_kind``, ``error``) rather than dropping them is what
 lets every downstream table account for every key, and lets a user select failed samples for a retry the way
-img2dataset users do with its per-shard parquet.
+img2dataset users do with its per-shard parquet. Keys that parquet lists as downloaded but the tar lacks are
+rows too (``missing_from_tar``, metadata from the parquet), so every key of the sidecar is accounted for.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ ERROR_KINDS = (
     "truncated_tar",
     "duplicate_key",
     "non_utf8_key",  # a tar member name that is not UTF-8 (the key is written with \\x escapes)
+    "missing_from_tar",  # img2dataset's sidecar parquet lists the key as downloaded, the tar lacks it
 )
 
 SAMPLES_SCHEMA = pa.schema(
@@ -45,6 +47,8 @@ SAMPLES_SCHEMA = pa.schema(
         pa.field("license", pa.string()),
         pa.field("image_member", pa.string()),
         pa.field("image_format", pa.string()),
+        # EXIF orientation (1-8) applied when decoding; width/height are after it, as a viewer shows the image.
+        pa.field("image_orientation", pa.int64()),
         pa.field("image_bytes", pa.int64()),
         pa.field("sha256", pa.string()),
         pa.field("has_image", pa.bool_(), nullable=False),
