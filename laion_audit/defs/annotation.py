@@ -11,7 +11,6 @@ from typing import Literal
 from dagster import (
     AssetExecutionContext,
     AssetSelection,
-    Config,
     DataVersion,
     Definitions,
     Failure,
