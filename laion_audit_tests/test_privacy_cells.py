@@ -415,3 +415,20 @@ def test_a_trained_classifier_publishes_no_split_list_no_class_count_and_no_smal
                                random_weights=True, device="cpu")
     assert loaded.classes == classes
     assert loaded.predict_proba(examples.images[:2]).shape == (2, 3)
+
+
+def test_a_count_whose_complement_is_small_is_hidden_too():
+    import polars as pl
+
+    from laion_audit.stats.group_statistics import suppress_small_hits
+
+    # gender:a has 12 samples, 10 with a hit: publishing 10 reveals the 2 without one.
+    table = pl.DataFrame({"group": ["baseline", "gender:a", "gender:b", "gender:c"],
+                          "axis": ["baseline", "gender", "gender", "gender"],
+                          "n_samples": [80, 12, 30, 38], "hits": [45.0, 10.0, 15.0, 20.0],
+                          "rate": [45 / 80, 10 / 12, 0.5, 20 / 38]})
+    out = {r["group"]: r for r in suppress_small_hits(table, 10, across=None).iter_rows(named=True)}
+    assert out["gender:a"]["hits"] is None and out["gender:a"]["rate"] is None
+    # One hidden cell on the gender line could be recovered from the baseline: the next smallest goes too.
+    assert out["gender:b"]["hits"] is None and out["gender:c"]["hits"] == 20.0
+    assert out["baseline"]["hits"] == 45.0

@@ -165,6 +165,7 @@ def suppress_small_hits(
     derived_columns: Sequence[str] = ("rate", "delta_pct"),
     flag_column: str = "hits_suppressed",
     across: str | None = "word",
+    total_column: str = "n_samples",
 ) -> pl.DataFrame:
     """Null hit counts with ``0 < hits < k_min`` inside published groups, their derived columns, and complements.
 
@@ -181,8 +182,9 @@ def suppress_small_hits(
 
     Under the ``sample`` rule groups overlap, so these sums are only approximate and the rule hides somewhat
     more than strictly needed. Not covered: an axis with a single group (its one cell equals the baseline, which
-    stays published; real data has several groups per axis), and the group's own ``n - hits`` complement. ``flag_column`` is True where this function hid the value (not where the group
-    itself was suppressed: that is ``suppressed``); the row stays, the values are null.
+    stays published; real data has several groups per axis), ``flag_column`` is True where this function hid the value (not where the group
+    itself was suppressed: that is ``suppressed``); the row stays, the values are null. A count whose complement
+    ``total_column - hits`` is between 0 and ``k_min`` is a small cell too (hidden as primary).
     """
     rows = df.with_row_index("_row")
     people = rows.filter(pl.col("group") != BASELINE_GROUP)
@@ -209,7 +211,12 @@ def suppress_small_hits(
                     line.append((part, cell[1]))
                 line.append(cell)
     lines = list(cells_by_line.values()) + (list(cells_by_group.values()) if across else [])
-    primary = {cell for cell, value in value_of.items() if value is not None and 0 < value < k_min}
+    # A small cell is also the complement: with n published, hits of n - 3 reveal the 3 samples without a hit.
+    totals = dict(zip(
+        [(r["group"], r[across] if across else None) for r in people.iter_rows(named=True)],
+        people[total_column].to_list() if total_column in people.columns else [None] * people.height, strict=True))
+    primary = {cell for cell, value in value_of.items() if value is not None
+               and (0 < value < k_min or (totals.get(cell) is not None and 0 < totals[cell] - value < k_min))}
     already = {cell for cell, value in value_of.items() if value is None}
     hidden = complementary_suppression(value_of, primary | already, [line for line in lines if len(line) > 1])
     hidden_rows = sorted(row_of[cell] for cell in hidden - already)
