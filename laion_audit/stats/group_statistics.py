@@ -182,9 +182,10 @@ def suppress_small_hits(
 
     Under the ``sample`` rule groups overlap, so these sums are only approximate and the rule hides somewhat
     more than strictly needed. Not covered: an axis with a single group (its one cell equals the baseline, which
-    stays published; real data has several groups per axis), ``flag_column`` is True where this function hid the value (not where the group
-    itself was suppressed: that is ``suppressed``); the row stays, the values are null. A count whose complement
-    ``total_column - hits`` is between 0 and ``k_min`` is a small cell too (hidden as primary).
+    stays published; real data has several groups per axis). A count whose complement ``total_column - hits`` is
+    between 0 and ``k_min`` is a small cell too (hidden as primary). ``flag_column`` is True where this function
+    hid the value (not where the group itself was suppressed: that is ``suppressed``); the row stays, the values
+    are null.
     """
     rows = df.with_row_index("_row")
     people = rows.filter(pl.col("group") != BASELINE_GROUP)
