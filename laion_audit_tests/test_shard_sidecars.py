@@ -318,7 +318,8 @@ def test_the_same_bad_shard_gives_the_same_rows_in_every_run(tmp_path):
 def test_error_texts_lose_memory_addresses(tmp_path, monkeypatch):
     # PIL says "cannot identify image file <_io.BytesIO object at 0x7f…>"; the address changes every run.
     def check_image(data, **_):
-        return types.SimpleNamespace(ok=False, width=None, height=None, format=None, error_kind="corrupt_image",
+        return types.SimpleNamespace(ok=False, width=None, height=None, format=None, orientation=None,
+                                     error_kind="corrupt_image",
                                      error=f"not a readable image: cannot identify image file {io.BytesIO(data)!r}")
 
     monkeypatch.setattr(reader_module, "check_image", check_image)
