@@ -432,3 +432,35 @@ def test_a_count_whose_complement_is_small_is_hidden_too():
     # One hidden cell on the gender line could be recovered from the baseline: the next smallest goes too.
     assert out["gender:b"]["hits"] is None and out["gender:c"]["hits"] == 20.0
     assert out["baseline"]["hits"] == 45.0
+
+
+def test_a_small_hate_speech_count_is_not_published_as_a_share(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from laion_audit.audits.group_tables import sentiment_by_group
+    from laion_audit.shards.store import ShardStore
+
+    from .test_version_sets import write_marker
+
+    # 30 men of whom 3 have a hateful alt-text (a cell of 3, shown as a 10% share), 40 women of whom 20 do.
+    genders = ["male"] * 30 + ["female"] * 40
+    hateful = [i < 3 for i in range(30)] + [i < 20 for i in range(40)]
+    keys = [f"{i:09d}" for i in range(len(genders))]
+    for asset, labels in (("gender_labels", genders), ("race_labels", ["white"] * len(keys))):
+        write_marker(tmp_path, asset, "00000", "1111111111111111", restricted=True)
+        pq.write_table(pa.table({"shard": ["00000"] * len(keys), "key": keys, "box_id": [0] * len(keys),
+                                 "label": labels, "status": ["ok"] * len(keys)}),
+                       tmp_path / "restricted" / asset / "00000.parquet")
+    write_marker(tmp_path, "alt_text_scores", "00000", "2222222222222222")
+    pq.write_table(pa.table({"shard": ["00000"] * len(keys), "key": keys, "status": ["ok"] * len(keys),
+                             "crime_match": [False] * len(keys), "crime_terms": [[] for _ in keys],
+                             "negative": [False] * len(keys), "vader_compound": [0.5] * len(keys),
+                             "hate_prob": [0.9 if h else 0.1 for h in hateful]}),
+                   tmp_path / "alt_text_scores" / "00000.parquet")
+    table = sentiment_by_group(ShardStore(str(tmp_path)))["sentiment"]
+    shares = {r["group"]: r["hate_share"] for r in table.iter_rows(named=True)}
+    assert shares["gender:male"] is None
+    # With two groups on the axis, the other one would give the hidden one away through the baseline.
+    assert shares["gender:female"] is None
+    assert shares["baseline"] == 23 / 70

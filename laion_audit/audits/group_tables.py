@@ -124,6 +124,11 @@ def sentiment_by_group(
         table = sentiment_table(attribution, scores, k_min=k_min, baseline=baseline_samples(gender, race))
         table = suppress_small_hits(table, k_min, hits_column="negative_hits", derived_columns=NEGATIVE_DERIVED,
                                     flag_column="negative_hits_suppressed", across=None)
+        if "hate_share" in table.columns:
+            # share x n is a count of samples flagged hateful: the same small-cell rule applies to it.
+            table = table.with_columns((pl.col("hate_share") * pl.col("n_samples")).round(0).alias("_hate_hits"))
+            table = suppress_small_hits(table, k_min, hits_column="_hate_hits", derived_columns=("hate_share",),
+                                        flag_column="hate_share_suppressed", across=None).drop("_hate_hits")
         return {"sentiment": hide_small_counts(table)}
 
     return _per_group(store, mixed_versions, {"rule": rule, "k_min": k_min, "exclude": list(exclude)}, tables)
