@@ -77,7 +77,7 @@ def _wilson(x, n, z=Z):
     return centre - half, centre + half
 
 
-def test_rate_delta_wilson_katz(crafted):
+def test_rate_delta_wilson_nested_interval(crafted):
     attribution, baseline, outcomes = crafted
     res = rate_by_group(attribution, outcomes, "crime_match", k_min=10, baseline=baseline)
     assert res["group"].to_list() == ["baseline", "race:A", "race:B", "race:C"]
@@ -93,13 +93,15 @@ def test_rate_delta_wilson_katz(crafted):
     assert (a["ci_low"], a["ci_high"]) == pytest.approx((lo, hi), abs=1e-12)
     sm_lo, sm_hi = proportion_confint(10, 20, alpha=0.05, method="wilson")
     assert (a["ci_low"], a["ci_high"]) == pytest.approx((sm_lo, sm_hi), abs=1e-9)
-    # Katz: se = sqrt(0.5/10 + 0.8/20) = 0.3; RR 2.5 -> [1.38862, 4.50088]
-    se = math.sqrt((1 - 0.5) / 10 + (1 - 0.2) / 20)
-    assert se == pytest.approx(0.3)
+    # Group A (20 samples, 10 hits) lies inside the baseline (100 samples, 20 hits). Writing the baseline hits as
+    # A's hits plus the other 80 samples' 10 hits, by hand: Var(log p1) = (1-p1)/x1 = 0.05, Var(log p0) =
+    # (1-p0)/x0 = 0.04, Cov = Var(x1)/(n1 n0 p1 p0) = 20*0.25/(20*100*0.1) = 0.025, so
+    # Var(log RR) = 0.05 + 0.04 - 2*0.025 = 0.04, se = 0.2 (Katz, ignoring the overlap, would say 0.3).
+    se = 0.2
     assert a["delta_ci_low"] == pytest.approx((2.5 * math.exp(-Z * se) - 1) * 100, rel=1e-9)
     assert a["delta_ci_high"] == pytest.approx((2.5 * math.exp(Z * se) - 1) * 100, rel=1e-9)
-    assert a["delta_ci_low"] == pytest.approx(38.862, abs=1e-2)
-    assert a["delta_ci_high"] == pytest.approx(350.088, abs=1e-2)
+    assert a["delta_ci_low"] == pytest.approx(68.927, abs=1e-2)
+    assert a["delta_ci_high"] == pytest.approx(269.982, abs=1e-2)
     assert a["suppressed"] is False
 
     base = res.filter(pl.col("group") == "baseline").row(0, named=True)

@@ -10,9 +10,11 @@ Why these definitions (paper_methods §5 says the formulas are "not stated", so 
   covers both rules exactly.
 * Baseline: all samples with ≥1 valid person (weight 1), ``p_base`` = its outcome rate.
 * Relative increase ``Δ = (p / p_base − 1) × 100`` (the paper's "+206%" reading). Its 95% CI comes from the
-  log (Katz) interval of the risk ratio: ``se(log RR) = sqrt((1−p1)/x1 + (1−p0)/x0)`` with ``x`` the (effective)
-  hit counts; null when a hit count is 0. Katz assumes independent groups; a group is a subset of the
-  baseline, which makes the interval somewhat wide (conservative) — acceptable for reporting.
+  log risk ratio by the delta method with the covariance of a group and the baseline that contains it
+  (:func:`nested_rr_interval`); null when a hit count is 0. Katz's independent-groups interval would be 1.1x to
+  2.6x too wide here, with coverage near 1 instead of 0.95.
+* Every table is computed from additive sums (stats/group_sums.py), so the same functions serve one shard,
+  all rows at once, or 41,408 shards reduced by addition.
 * Small-cell suppression: a cell whose ``n_samples`` (unweighted number of attributed samples) is below
   ``k_min`` keeps its row (so the reader sees the group exists) but has hits, rates, CIs and Δ nulled and
   ``suppressed=True``. Suppression keys on the group size, not on the hit count, so a real zero rate in a
@@ -40,6 +42,8 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 import numpy as np
 import polars as pl
 from scipy import stats
+
+from laion_audit.stats.group_sums import SUMS, attributed_sums
 
 Z95 = 1.959963984540054
 # Smallest count of people a published demographic cell may show; smaller cells stay in restricted storage.
@@ -71,6 +75,30 @@ def katz_rr_interval(p1, x1, p0, x0, z: float = Z95) -> tuple[np.ndarray, np.nda
         ok = (x1 > 0) & (x0 > 0)
         rr = p1 / p0
         se = np.sqrt((1 - p1) / x1 + (1 - p0) / x0)
+        low = np.where(ok, np.exp(np.log(rr) - z * se), np.nan)
+        high = np.where(ok, np.exp(np.log(rr) + z * se), np.nan)
+    return low, high
+
+
+def nested_rr_interval(p1, x1, p0, x0, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """95% CI of p1/p0 when group 1 is a subset of group 0 (a perceived group inside its own baseline).
+
+    Delta method on log RR with the covariance the overlap creates: the group's samples are also baseline
+    samples, so Cov(p̂1, p̂0) = p1(1−p1)/n0 and
+
+        Var(log RR) = (1−p1)/x1 + (1−p0)/x0 − 2(1−p1)/x0
+
+    with ``x`` the (effective) hit counts. Katz's interval (:func:`katz_rr_interval`) drops the last term and
+    is too wide — 1.09x at a 5% share of the baseline, 2.55x at 60%, with coverage near 1 — which hides real
+    differences. Weighted (``person`` rule) hits use the Kish effective counts; the covariance holds for
+    weights ≤ 1 as well, since Σw·p(1−p)/(n1·n0) is again p(1−p)/n0. NaN where a hit count is 0.
+    """
+    p1, x1, p0, x0 = (np.asarray(a, dtype=float) for a in (p1, x1, p0, x0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = (x1 > 0) & (x0 > 0)
+        rr = p1 / p0
+        var = np.clip((1 - p1) / x1 + (1 - p0) / x0 - 2 * (1 - p1) / x0, 0.0, None)
+        se = np.sqrt(var)
         low = np.where(ok, np.exp(np.log(rr) - z * se), np.nan)
         high = np.where(ok, np.exp(np.log(rr) + z * se), np.nan)
     return low, high
@@ -230,57 +258,35 @@ def suppress_small_hits(
     return rows.drop("_row")
 
 
-# --------------------------------------------------------------------------------------------- joins
-def _ok_rows(df: pl.DataFrame) -> pl.DataFrame:
-    if "status" in df.columns:
-        df = df.filter(pl.col("status") == "ok")
-    return df
+# --------------------------------------------------------------------------------------------- tables from sums
+def _measure(sums: pl.DataFrame, measure: str) -> pl.DataFrame:
+    return sums.filter(pl.col("measure") == measure)
 
 
-def _baseline_frame(attribution: pl.DataFrame, baseline: pl.DataFrame | None) -> pl.DataFrame:
-    """Baseline as attribution rows (group/axis "baseline", weight 1).
+def _baseline_sums(attribution: pl.DataFrame, baseline: pl.DataFrame | None) -> pl.DataFrame:
+    """Attribution rows (rule "given") plus the baseline as group/axis "baseline", weight 1.
 
     Without an explicit baseline, the distinct samples of the attribution are used; pass
     :func:`laion_audit.audits.attribution.baseline_samples` to include samples whose persons are all excluded.
     """
     keys = (baseline if baseline is not None else attribution).select(_KEYS).unique()
-    return keys.with_columns(
-        pl.lit(BASELINE_GROUP).alias("group"), pl.lit(BASELINE_AXIS).alias("axis"), pl.lit(1.0).alias("weight")
-    ).select(_KEYS + ["group", "axis", "weight"])
+    base = keys.with_columns(pl.lit(BASELINE_GROUP).alias("group"), pl.lit(BASELINE_AXIS).alias("axis"),
+                             pl.lit(1.0).alias("weight"))
+    rows = pl.concat([attribution.select(_KEYS + ["group", "axis", pl.col("weight").cast(pl.Float64)]),
+                      base.select(_KEYS + ["group", "axis", "weight"])], how="vertical_relaxed")
+    return rows.with_columns(pl.lit("given").alias("rule"))
 
 
-def _with_baseline(attribution: pl.DataFrame, baseline: pl.DataFrame | None) -> pl.DataFrame:
-    attr = attribution.select(_KEYS + ["group", "axis", pl.col("weight").cast(pl.Float64)])
-    return pl.concat([attr, _baseline_frame(attribution, baseline)], how="vertical_relaxed")
+def rates_from_sums(sums: pl.DataFrame, measure: str = "crime", *, k_min: int = 10) -> pl.DataFrame:
+    """Per-group weighted rate of a boolean outcome with Wilson CI and Δ vs baseline, from one rule's sums.
 
-
-# --------------------------------------------------------------------------------------------- rates
-def rate_by_group(
-    attribution: pl.DataFrame,
-    outcomes: pl.DataFrame,
-    outcome_column: str,
-    *,
-    k_min: int = 10,
-    baseline: pl.DataFrame | None = None,
-) -> pl.DataFrame:
-    """Per-group weighted rate of a boolean outcome with Wilson CI and Δ vs baseline with a Katz CI.
-
-    Samples whose outcome row is missing, non-"ok" or null are dropped (inner join) from both groups and
-    baseline, so numerator and denominator always refer to the same scored samples. Output columns: group,
-    axis, n_samples, n, n_eff, hits, rate, ci_low, ci_high, p_base, rr, delta_pct, delta_ci_low,
-    delta_ci_high, suppressed. The baseline itself is the row with group "baseline".
+    Output columns: group, axis, n_samples, n, n_eff, hits, rate, ci_low, ci_high, p_base, rr, delta_pct,
+    delta_ci_low, delta_ci_high, suppressed; the baseline itself is the row with group "baseline". The Δ interval
+    is :func:`nested_rr_interval` (a group is part of its own baseline).
     """
-    out = _ok_rows(outcomes).filter(pl.col(outcome_column).is_not_null()).select(
-        _KEYS + [pl.col(outcome_column).cast(pl.Float64).alias("_y")]
-    ).unique(subset=_KEYS, keep="first")
-    joined = _with_baseline(attribution, baseline).join(out, on=_KEYS, how="inner")
-    agg = joined.group_by("group", "axis").agg(
-        pl.len().alias("n_samples"),
-        pl.col("weight").sum().alias("n"),
-        (pl.col("weight").sum() ** 2 / (pl.col("weight") ** 2).sum()).alias("n_eff"),
-        (pl.col("weight") * pl.col("_y")).sum().alias("hits"),
-    )
-    agg = agg.with_columns((pl.col("hits") / pl.col("n")).alias("rate"))
+    agg = _measure(sums, measure).select(
+        "group", "axis", "n_samples", pl.col("sw").alias("n"), (pl.col("sw") ** 2 / pl.col("sw2")).alias("n_eff"),
+        pl.col("swy").alias("hits"), (pl.col("swy") / pl.col("sw")).alias("rate"))
     base = agg.filter(pl.col("group") == BASELINE_GROUP)
     p0 = float(base["rate"][0]) if base.height else float("nan")
     x0 = float(base["hits"][0]) if base.height else 0.0
@@ -291,7 +297,7 @@ def rate_by_group(
     low, high = wilson_interval(x_eff, n_eff)
     with np.errstate(divide="ignore", invalid="ignore"):
         rr = rate / p0 if p0 > 0 else np.full_like(rate, np.nan)
-    rr_low, rr_high = katz_rr_interval(rate, x_eff, p0, x0)
+    rr_low, rr_high = nested_rr_interval(rate, x_eff, p0, x0)
     agg = agg.with_columns(
         pl.Series("ci_low", low),
         pl.Series("ci_high", high),
@@ -309,6 +315,21 @@ def rate_by_group(
     )
 
 
+def rate_by_group(
+    attribution: pl.DataFrame,
+    outcomes: pl.DataFrame,
+    outcome_column: str,
+    *,
+    k_min: int = 10,
+    baseline: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """:func:`rates_from_sums` over rows: samples whose outcome row is missing, non-"ok" or null are dropped
+    from both groups and baseline, so numerator and denominator refer to the same scored samples."""
+    scored = outcomes.select(*_KEYS, *(["status"] if "status" in outcomes.columns else []),
+                             pl.col(outcome_column).alias("crime_match"))
+    return rates_from_sums(attributed_sums(_baseline_sums(attribution, baseline), scored), "crime", k_min=k_min)
+
+
 def _order(df: pl.DataFrame, *extra: str) -> pl.DataFrame:
     """Baseline first, then axes in a stable order, then groups alphabetically (then ``extra`` columns)."""
     rank = {BASELINE_AXIS: 0, "gender": 1, "race": 2, "intersection": 3}
@@ -317,31 +338,17 @@ def _order(df: pl.DataFrame, *extra: str) -> pl.DataFrame:
     ).sort("_rank", "group", *extra).drop("_rank")
 
 
-def per_word_breakdown(
-    attribution: pl.DataFrame,
-    scores: pl.DataFrame,
-    *,
-    k_min: int = 10,
-    baseline: pl.DataFrame | None = None,
-    terms_column: str = "crime_terms",
-) -> pl.DataFrame:
+def per_word_from_sums(sums: pl.DataFrame, *, k_min: int = 10) -> pl.DataFrame:
     """Per group and crime word: weighted count of attributed samples whose alt-text contains the word, rate.
 
     Shows whether a group's overall Δ is driven by one word (e.g. "terrorist") or spread across the list. Every
     word seen anywhere in the baseline is listed for every group (zero counts included). A word is counted at
     most once per sample. Columns: group, axis, word, n_samples, n, hits, rate, baseline_n, baseline_hits,
-    baseline_rate, delta_pct, suppressed (group n_samples < k_min, as in :func:`rate_by_group`).
+    baseline_rate, delta_pct, suppressed (group n_samples < k_min, as in :func:`rates_from_sums`).
     """
-    sc = _ok_rows(scores).select(_KEYS + [terms_column]).unique(subset=_KEYS, keep="first")
-    joined = _with_baseline(attribution, baseline).join(sc, on=_KEYS, how="inner")
-    sizes = joined.group_by("group", "axis").agg(pl.len().alias("n_samples"), pl.col("weight").sum().alias("n"))
-    words = (
-        joined.select(_KEYS + ["group", "axis", "weight", pl.col(terms_column).list.unique().alias("word")])
-        .explode("word")
-        .filter(pl.col("word").is_not_null())
-    )
-    vocab = words.filter(pl.col("group") == BASELINE_GROUP).select("word").unique()
-    counts = words.group_by("group", "axis", "word").agg(pl.col("weight").sum().alias("hits"))
+    sizes = _measure(sums, "crime_words").select("group", "axis", "n_samples", pl.col("sw").alias("n"))
+    counts = _measure(sums, "crime_word").select("group", "axis", "word", pl.col("swy").alias("hits"))
+    vocab = counts.filter(pl.col("group") == BASELINE_GROUP).select("word").unique()
     grid = sizes.join(vocab, how="cross").join(counts, on=["group", "axis", "word"], how="left")
     grid = grid.with_columns(pl.col("hits").fill_null(0.0)).with_columns(
         (pl.col("hits") / pl.col("n")).alias("rate")
@@ -363,69 +370,57 @@ def per_word_breakdown(
     )
 
 
-def sentiment_by_group(
+def per_word_breakdown(
     attribution: pl.DataFrame,
     scores: pl.DataFrame,
     *,
     k_min: int = 10,
     baseline: pl.DataFrame | None = None,
+    terms_column: str = "crime_terms",
 ) -> pl.DataFrame:
-    """Negative-sentiment ratio (Wilson CI) and mean VADER compound (t CI) per group; hate rates if present.
+    """:func:`per_word_from_sums` over rows."""
+    rows = scores.select(*_KEYS, *(["status"] if "status" in scores.columns else []),
+                         pl.col(terms_column).alias("crime_terms"))
+    return per_word_from_sums(attributed_sums(_baseline_sums(attribution, baseline), rows), k_min=k_min)
 
-    The paper's "negative sentiment ratio" (0.40 for Middle Eastern) has no stated formula; we take it as the
-    (weighted) share of attributed samples whose alt-text is negative. The ratio to the baseline share is
-    also reported (``negative_rr``), since a bare share cannot be judged without the reference. When
-    ``scores`` has a ``hate_prob`` column, ``hate_mean`` (mean probability) and ``hate_share`` (share with
-    prob ≥ 0.5) are added. Samples with a null ``negative`` are dropped.
-    """
-    cols = ["negative", "vader_compound"] + (["hate_prob"] if "hate_prob" in scores.columns else [])
-    sc = (
-        _ok_rows(scores)
-        .filter(pl.col("negative").is_not_null())
-        .select(_KEYS + cols)
-        .unique(subset=_KEYS, keep="first")
-    )
-    joined = _with_baseline(attribution, baseline).join(sc, on=_KEYS, how="inner")
-    w = pl.col("weight")
-    c = pl.col("vader_compound")
-    cw = pl.when(c.is_not_null()).then(w).otherwise(0.0)
-    aggs = [
-        pl.len().alias("n_samples"),
-        w.sum().alias("n"),
-        (w.sum() ** 2 / (w**2).sum()).alias("n_eff"),
-        (w * pl.col("negative").cast(pl.Float64)).sum().alias("negative_hits"),
-        ((cw * c.fill_null(0.0)).sum() / cw.sum()).alias("compound_mean"),
-        cw.sum().alias("_cw"),
-        (cw**2).sum().alias("_cw2"),
-        (cw * c.fill_null(0.0) ** 2).sum().alias("_cwx2"),
-    ]
-    if "hate_prob" in cols:
-        h = pl.col("hate_prob")
-        hw = pl.when(h.is_not_null()).then(w).otherwise(0.0)
-        aggs += [
-            ((hw * h.fill_null(0.0)).sum() / hw.sum()).alias("hate_mean"),
-            ((hw * (h.fill_null(0.0) >= 0.5).cast(pl.Float64)).sum() / hw.sum()).alias("hate_share"),
-        ]
-    agg = joined.group_by("group", "axis").agg(aggs)
-    agg = agg.with_columns((pl.col("negative_hits") / pl.col("n")).alias("negative_ratio"))
 
-    ratio = agg["negative_ratio"].to_numpy().astype(float)
-    n_eff = agg["n_eff"].to_numpy().astype(float)
-    low, high = wilson_interval(ratio * n_eff, n_eff)
-
-    # weighted t interval: var = Σw(x−m)²/Σw · n_eff/(n_eff−1); se = sqrt(var/n_eff); df = n_eff − 1
-    mean = agg["compound_mean"].to_numpy().astype(float)
-    sw = agg["_cw"].to_numpy().astype(float)
-    sw2 = agg["_cw2"].to_numpy().astype(float)
-    swx2 = agg["_cwx2"].to_numpy().astype(float)
+def _weighted_t_interval(sw: np.ndarray, sw2: np.ndarray, swx: np.ndarray, swx2: np.ndarray):
+    """Weighted mean with a t interval: var = Σw(x−m)²/Σw · n_eff/(n_eff−1); se = sqrt(var/n_eff); df = n_eff − 1."""
     with np.errstate(divide="ignore", invalid="ignore"):
+        mean = swx / sw
         ne = sw * sw / sw2
         pop_var = np.clip(swx2 / sw - mean * mean, 0.0, None)
         var = pop_var * ne / (ne - 1.0)
         se = np.sqrt(var / ne)
         tq = np.where(ne > 1, stats.t.ppf(0.975, np.where(ne > 1, ne - 1.0, 1.0)), np.nan)
-        c_low = np.where(ne > 1, mean - tq * se, np.nan)
-        c_high = np.where(ne > 1, mean + tq * se, np.nan)
+        return mean, np.where(ne > 1, mean - tq * se, np.nan), np.where(ne > 1, mean + tq * se, np.nan)
+
+
+def sentiment_from_sums(sums: pl.DataFrame, *, k_min: int = 10) -> pl.DataFrame:
+    """Negative-sentiment ratio (Wilson CI) and mean VADER compound (t CI) per group; hate rates if scored.
+
+    The paper's "negative sentiment ratio" (0.40 for Middle Eastern) has no stated formula; we take it as the
+    (weighted) share of attributed samples whose alt-text is negative. The ratio to the baseline share is
+    also reported (``negative_rr``), since a bare share cannot be judged without the reference. When the sums
+    have hate-speech measures, ``hate_mean`` (mean probability) and ``hate_share`` (share with prob ≥ 0.5) are
+    added.
+    """
+    agg = _measure(sums, "negative").select(
+        "group", "axis", "n_samples", pl.col("sw").alias("n"), (pl.col("sw") ** 2 / pl.col("sw2")).alias("n_eff"),
+        pl.col("swy").alias("negative_hits"), (pl.col("swy") / pl.col("sw")).alias("negative_ratio"))
+    compound = _measure(sums, "compound").select("group", "axis", *(pl.col(c).alias(f"_c_{c}") for c in SUMS))
+    agg = agg.join(compound, on=["group", "axis"], how="left")
+    has_hate = _measure(sums, "hate").height > 0
+    if has_hate:
+        for measure, column in (("hate", "hate_mean"), ("hate_share", "hate_share")):
+            agg = agg.join(_measure(sums, measure).select("group", "axis", (pl.col("swy") / pl.col("sw")).alias(column)),
+                           on=["group", "axis"], how="left")
+
+    ratio = agg["negative_ratio"].to_numpy().astype(float)
+    n_eff = agg["n_eff"].to_numpy().astype(float)
+    low, high = wilson_interval(ratio * n_eff, n_eff)
+    mean, c_low, c_high = _weighted_t_interval(*(agg[f"_c_{c}"].fill_null(0.0).to_numpy().astype(float)
+                                                 for c in ("sw", "sw2", "swy", "swy2")))
     base = agg.filter(pl.col("group") == BASELINE_GROUP)
     base_ratio = float(base["negative_ratio"][0]) if base.height else float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -433,17 +428,31 @@ def sentiment_by_group(
     agg = agg.with_columns(
         pl.Series("negative_ci_low", low),
         pl.Series("negative_ci_high", high),
+        pl.Series("compound_mean", mean),
         pl.Series("compound_ci_low", c_low),
         pl.Series("compound_ci_high", c_high),
         pl.Series("negative_rr", rr),
-    ).drop("_cw", "_cw2", "_cwx2")
+    )
     value_cols = [
         "negative_hits", "negative_ratio", "negative_ci_low", "negative_ci_high", "negative_rr",
         "compound_mean", "compound_ci_low", "compound_ci_high",
-    ] + (["hate_mean", "hate_share"] if "hate_prob" in cols else [])
+    ] + (["hate_mean", "hate_share"] if has_hate else [])
     agg = _nan_to_null(agg, value_cols)
     agg = suppress_small_cells(agg, "n_samples", k_min, value_cols)
     return _order(agg).select("group", "axis", "n_samples", "n", "n_eff", *value_cols, "suppressed")
+
+
+def sentiment_by_group(
+    attribution: pl.DataFrame,
+    scores: pl.DataFrame,
+    *,
+    k_min: int = 10,
+    baseline: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """:func:`sentiment_from_sums` over rows (samples with a null ``negative`` are dropped)."""
+    columns = [c for c in ("status", "negative", "vader_compound", "hate_prob") if c in scores.columns]
+    return sentiment_from_sums(attributed_sums(_baseline_sums(attribution, baseline), scores.select(*_KEYS, *columns)),
+                               k_min=k_min)
 
 
 # --------------------------------------------------------------------------------------------- charts
