@@ -23,6 +23,7 @@ from laion_audit.defs.group_reports import crime_cooccurrence_table, sentiment_b
 from laion_audit.defs.lineage import build_lineage_checks
 from laion_audit.defs.models import ModelsResource, observe_model_weights_job, weights_sources
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
+from laion_audit.defs.shard_counts import build_shard_counts
 from laion_audit.defs.shards import build_shard_defs
 from laion_audit.ops.code_identity import code_identity_tags
 from laion_audit.ops.settings import Settings
@@ -57,6 +58,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     shards = build_shard_defs(settings)
     annotation = build_annotation_defs(settings)
+    shard_counts, group_counts_job = build_shard_counts(settings)
     checks, lineage_checks_job = build_lineage_checks(settings.check_automation)
     audit_reports_job = define_asset_job(
         "audit_reports_job",
@@ -64,10 +66,10 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         tags=code_identity_tags(),
         description="Recompute the dataset-level audit tables from every complete shard.",
     )
-    jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs]}
+    jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs, group_counts_job]}
     sensors, schedules = build_automation(settings, jobs)
     return Definitions(
-        assets=[*shards.assets, build_alt_text_scores(settings), keyword_audit, crime_cooccurrence_table,
+        assets=[*shards.assets, build_alt_text_scores(settings), *shard_counts, keyword_audit, crime_cooccurrence_table,
                 sentiment_by_group, *weights_sources, *annotation.assets],
         asset_checks=checks,
         jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, lineage_checks_job],

@@ -53,9 +53,20 @@ def test_keyword_audit_on_a_users_laion_metadata_folder(tmp_path, shared_data):
         assert result.success
     report = json.loads((store_root / "reports" / "keyword_audit.json").read_text())
     rows = pq.read_metadata(sample).num_rows
-    assert report["result"]["n_rows"] == rows
-    assert report["inputs"]["samples"]["01000"]["code_version"] == "samples-4"
-    modes = report["result"]["modes"]
-    for term in ("desi", "nun", "latina"):
-        assert modes["substring"]["search_strings"][term]["n_match"] >= modes["word"]["search_strings"][term]["n_match"]
+    assert set(report["result"]) == {"nsfw_keywords_birhane2021", "nsfw_keywords_birhane2021_uncensored"}
+    assert report["inputs"]["keyword_counts"]["01000"]["code_version"] == "keyword_counts-1"
+    for result in report["result"].values():
+        assert result["n_rows"] == rows
+        modes = result["modes"]
+        for term in ("desi", "nun", "latina"):
+            assert (modes["substring"]["search_strings"][term]["n_match"]
+                    >= modes["word"]["search_strings"][term]["n_match"])
+    # The printed list searches the literal "f*ck", the uncensored one "fuck"; count both by hand on the captions.
+    captions = [c.lower() for c in pq.read_table(sample).column(
+        next(n for n in pq.read_schema(sample).names if n.lower() == "text")).to_pylist() if c]
+    printed = report["result"]["nsfw_keywords_birhane2021"]["modes"]["substring"]["keyword_rows"]["text"]
+    uncensored = report["result"]["nsfw_keywords_birhane2021_uncensored"]["modes"]["substring"]["keyword_rows"]["text"]
+    assert printed["f*ck"] == sum("f*ck" in c for c in captions)
+    assert uncensored["fuck"] == sum("fuck" in c for c in captions)
+    assert printed["porn"] == uncensored["porn"] == sum("porn" in c for c in captions)
     assert (store_root / "reports" / "keyword_audit.md").read_text().count("|") > 10

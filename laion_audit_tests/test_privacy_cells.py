@@ -300,14 +300,15 @@ def test_per_word_breakdown_then_suppression_on_the_crafted_fixture():
     assert values[("baseline", "theft")] == 11.0
 
 
-def test_published_group_tables_carry_the_flags(monkeypatch):
-    """crime_cooccurrence / sentiment_by_group apply the rule (inputs injected, no store needed).
+def test_published_group_tables_carry_the_flags():
+    """The published crime and sentiment tables apply the rule (computed from the rows' sums, no store needed).
 
     60 samples, one person each: k000..k029 female, k030..k059 male; race "unclear" for all (excluded, so the
     gender axis is the only one). Words: female thief 12 (k000-k011), fraud 3 (k012-k014), burglar 15
     (k015-k029); male thief 20 (k030-k049), burglar 10 (k050-k059), fraud 0. Negative: female 4, male 25.
     """
     from laion_audit.audits import group_tables
+    from laion_audit.stats.group_sums import group_sums
 
     def label_rows(label_of):
         return pl.DataFrame([("s", f"k{i:03d}", 0, label_of(i), "ok") for i in range(60)],
@@ -321,9 +322,8 @@ def test_published_group_tables_carry_the_flags(monkeypatch):
                            "crime_match": [True] * 60, "crime_terms": terms, "negative": negative,
                            "vader_compound": [-0.3 - i % 5 / 10 if n else 0.2 + i % 7 / 10
                                               for i, n in enumerate(negative)]})
-    monkeypatch.setattr(group_tables, "load_inputs",
-                        lambda store, mixed: iter([("one", {"alt_text_scores": {}}, gender, race, scores)]))
-    crime_tables = group_tables.crime_cooccurrence(None)
+    sums = group_sums(gender, race, scores)
+    crime_tables = group_tables.crime_tables(sums)
     words = {(r["group"], r["word"]): r for r in crime_tables["per_word"].to_dicts()}
     # Lines: per word (female, male) and per group (burglar, fraud, thief). Pass 1: word fraud (3*, 0) -> male 0;
     # row female (15, 3*, 12) -> 12; row male (10, 0*, 20) -> 10. Pass 2: word burglar (15, 10*) -> 15; word thief
@@ -339,7 +339,7 @@ def test_published_group_tables_carry_the_flags(monkeypatch):
     rates = {r["group"]: r for r in crime_tables["rates"].to_dicts()}
     assert rates["gender:female"]["hits"] == 30.0  # the group's overall count is published as before
 
-    sentiment = {r["group"]: r for r in group_tables.sentiment_by_group(None)["sentiment"].to_dicts()}
+    sentiment = {r["group"]: r for r in group_tables.sentiment_tables(sums)["sentiment"].to_dicts()}
     # female 4 is primary; the gender axis line (4*, 25) hides male 25. The baseline (29) stays.
     female, male = sentiment["gender:female"], sentiment["gender:male"]
     assert female["negative_hits"] is None and female["negative_ratio"] is None
@@ -441,7 +441,7 @@ def test_a_small_hate_speech_count_is_not_published_as_a_share(tmp_path):
     from laion_audit.audits.group_tables import sentiment_by_group
     from laion_audit.shards.store import ShardStore
 
-    from .test_version_sets import write_marker
+    from .test_version_sets import count_groups, write_marker
 
     # 30 men of whom 3 have a hateful alt-text (a cell of 3, shown as a 10% share), 40 women of whom 20 do.
     genders = ["male"] * 30 + ["female"] * 40
@@ -458,6 +458,7 @@ def test_a_small_hate_speech_count_is_not_published_as_a_share(tmp_path):
                              "negative": [False] * len(keys), "vader_compound": [0.5] * len(keys),
                              "hate_prob": [0.9 if h else 0.1 for h in hateful]}),
                    tmp_path / "alt_text_scores" / "00000.parquet")
+    count_groups(tmp_path, ["00000"])
     table = sentiment_by_group(ShardStore(str(tmp_path)))["sentiment"]
     shares = {r["group"]: r["hate_share"] for r in table.iter_rows(named=True)}
     assert shares["gender:male"] is None

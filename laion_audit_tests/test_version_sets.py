@@ -130,6 +130,23 @@ def write_group_inputs(store_root: Path, shard: str, crime: list[bool], scores_v
     pq.write_table(scores, store_root / "alt_text_scores" / f"{shard}.parquet")
 
 
+def count_groups(store_root: Path, shards: list[str]) -> None:
+    """Materialize group_counts for ``shards`` through the real asset (the tables are sums of these)."""
+    (store_root.parent / "no_shards").mkdir(exist_ok=True)
+    job = definitions(store_root.parent / "no_shards", store_root).resolve_job_def("group_counts_job")
+    with dagster_test_instance() as instance:
+        register(instance, shards)
+        for shard in shards:
+            assert job.execute_in_process(partition_key=shard, instance=instance, run_config=QUIET).success
+
+
+def scores_version_of(part: dict) -> str:
+    """The alt_text_scores version set the group counts of a report section were made from (one per section)."""
+    found = {entry["inputs"]["alt_text_scores"] for entry in part["manifest"]["group_counts"].values()}
+    assert len(found) == 1
+    return found.pop()
+
+
 def baseline(rates) -> dict:
     return next(row for row in rates.to_dicts() if row["group"] == "baseline")
 
@@ -137,25 +154,26 @@ def baseline(rates) -> dict:
 def test_group_tables_refuse_or_split_mixed_score_versions(tmp_path):
     write_group_inputs(tmp_path, "00000", [True, False], OLD)
     write_group_inputs(tmp_path, "00001", [True, True, True], NEW)
+    count_groups(tmp_path, ["00000", "00001"])
     store = ShardStore(str(tmp_path))
-    with pytest.raises(MixedVersionsError, match=OLD):
+    with pytest.raises(MixedVersionsError, match=OLD) as refused:
         crime_cooccurrence(store, k_min=1)
+    assert "group_counts has 2 version sets" in str(refused.value) and NEW in str(refused.value)
     result = crime_cooccurrence(store, k_min=1, mixed_versions="per_version_set")
     assert "rates" not in result and result["settings"]["mixed_versions"] == "per_version_set"
-    old_label, new_label = (f"gender_labels={'1' * 16}; race_labels={'1' * 16}; alt_text_scores={vs}"
-                            for vs in (OLD, NEW))
-    by_label = result["by_version_set"]
-    assert set(by_label) == {old_label, new_label}
-    old, new = baseline(by_label[old_label]["rates"]), baseline(by_label[new_label]["rates"])
+    by_scores = {scores_version_of(part): part for part in result["by_version_set"].values()}
+    assert set(by_scores) == {OLD, NEW}
+    old, new = baseline(by_scores[OLD]["rates"]), baseline(by_scores[NEW]["rates"])
     assert (old["n_samples"], old["rate"]) == (2, 0.5)
     assert (new["n_samples"], new["rate"]) == (3, 1.0)
-    assert set(by_label[old_label]["manifest"]["alt_text_scores"]) == {"00000"}
-    assert set(result["manifest"]["alt_text_scores"]) == {"00000", "00001"}
+    assert set(by_scores[OLD]["manifest"]["group_counts"]) == {"00000"}
+    assert set(result["manifest"]["group_counts"]) == {"00000", "00001"}
 
 
 def test_group_tables_keep_their_single_table_shape_for_one_version_set(tmp_path):
     write_group_inputs(tmp_path, "00000", [True, False], NEW)
     write_group_inputs(tmp_path, "00001", [True, True, True], NEW)
+    count_groups(tmp_path, ["00000", "00001"])
     for mode in ("refuse", "per_version_set"):
         result = crime_cooccurrence(ShardStore(str(tmp_path)), k_min=1, mixed_versions=mode)
         assert "by_version_set" not in result
@@ -166,6 +184,7 @@ def test_group_report_asset_fails_on_a_mix_and_publishes_sections_per_version_se
     store_root = tmp_path / "store"
     write_group_inputs(store_root, "00000", [True, False], OLD)
     write_group_inputs(store_root, "00001", [True, True, True], NEW)
+    count_groups(store_root, ["00000", "00001"])
     (tmp_path / "shards").mkdir()
     defs = definitions(tmp_path / "shards", store_root)
     job = defs.resolve_job_def("audit_reports_job")
@@ -182,7 +201,7 @@ def test_group_report_asset_fails_on_a_mix_and_publishes_sections_per_version_se
     report = json.loads((store_root / "reports" / "sentiment_by_group.json").read_text())
     by_label = report["by_version_set"]
     assert len(by_label) == 2
-    ratios = {next(iter(part["inputs"]["alt_text_scores"])): next(r for r in part["sentiment"]
+    ratios = {next(iter(part["inputs"]["group_counts"])): next(r for r in part["sentiment"]
                                                                   if r["group"] == "baseline")["negative_ratio"]
               for part in by_label.values()}
     assert ratios == {"00000": 0.5, "00001": 1.0}
@@ -218,7 +237,7 @@ def test_keyword_audit_refuses_mixed_samples_versions_unless_asked_per_version_s
                                              raise_on_error=False, run_config=QUIET)
         assert not refused.success
         message = failure_description(refused)
-        assert "samples has 2 version sets" in message
+        assert "keyword_counts has 2 version sets" in message
         assert next(line for line in message.splitlines() if decode in line).endswith("1 shard: 00000")
         assert next(line for line in message.splitlines() if header_set in line).endswith("1 shard: 00001")
         assert not (store_root / "reports" / "keyword_audit.json").exists()
@@ -231,14 +250,16 @@ def test_keyword_audit_refuses_mixed_samples_versions_unless_asked_per_version_s
         assert metadata["version_sets"].value == 2 and metadata["rows"].value == 5
 
     report = json.loads((store_root / "reports" / "keyword_audit.json").read_text())
-    by_label = report["by_version_set"]
-    assert set(by_label) == {f"samples={decode}", f"samples={header_set}"}
-    first, second = by_label[f"samples={decode}"], by_label[f"samples={header_set}"]
-    assert set(first["inputs"]["samples"]) == {"00000"} and set(second["inputs"]["samples"]) == {"00001"}
-    assert (first["result"]["n_rows"], second["result"]["n_rows"]) == (2, 3)
-    counts = {term: (first["result"]["modes"]["word"]["search_strings"][term]["n_match"],
-                     second["result"]["modes"]["word"]["search_strings"][term]["n_match"])
-              for term in ("desi", "nun", "latina")}
-    assert counts == {"desi": (1, 1), "nun": (0, 1), "latina": (0, 1)}
-    assert set(report["inputs"]["samples"]) == {"00000", "00001"}
+    by_samples = {next(iter(part["inputs"]["keyword_counts"].values()))["inputs"]["samples"]: part
+                  for part in report["by_version_set"].values()}
+    assert set(by_samples) == {decode, header_set}
+    first, second = by_samples[decode], by_samples[header_set]
+    assert set(first["inputs"]["keyword_counts"]) == {"00000"} and set(second["inputs"]["keyword_counts"]) == {"00001"}
+    for nsfw_list in ("nsfw_keywords_birhane2021", "nsfw_keywords_birhane2021_uncensored"):
+        one, two = first["result"][nsfw_list], second["result"][nsfw_list]
+        assert (one["n_rows"], two["n_rows"]) == (2, 3)
+        counts = {term: (one["modes"]["word"]["search_strings"][term]["n_match"],
+                         two["modes"]["word"]["search_strings"][term]["n_match"]) for term in ("desi", "nun", "latina")}
+        assert counts == {"desi": (1, 1), "nun": (0, 1), "latina": (0, 1)}
+    assert set(report["inputs"]["keyword_counts"]) == {"00000", "00001"}
     assert (store_root / "reports" / "keyword_audit.md").read_text().count("## Version set") == 2

@@ -15,154 +15,23 @@ matches (``nsfw_flag_counts_nsfw``); in the published Table 1 the flag counts su
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import pyarrow as pa
-
-from .text_matching import MODES, TermMatcher
-
-MISSING_FLAG = "missing"
-MAX_EXAMPLES = 5
-MAX_EXAMPLE_CHARS = 80
-
-_COLUMN_ALIASES = {
-    "text": ("caption", "TEXT", "text"),
-    "url": ("url", "URL"),
-    "nsfw": ("nsfw", "NSFW"),
-}
+from .keyword_counts import audit_from_counts, keyword_counts, reduce_keyword_counts
+from .text_matching import MODES
 
 
-def _to_arrow(table: Any) -> pa.Table:
-    if isinstance(table, pa.Table):
-        return table
-    if hasattr(table, "to_arrow"):  # polars DataFrame
-        return table.to_arrow()
-    raise TypeError(f"expected a pyarrow Table or polars DataFrame, got {type(table).__name__}")
+def keyword_audit(table: Any, search_strings: Sequence[str], nsfw_keywords: Sequence[str],
+                  nsfw_list: str = "nsfw_keywords") -> dict[str, Any]:
+    """Table 1 in both match modes plus an ``inflation`` section (substring minus word), over one table.
 
-
-def _pick(table: pa.Table, role: str) -> list:
-    for name in _COLUMN_ALIASES[role]:
-        if name in table.column_names:
-            return table.column(name).to_pylist()
-    if role == "text":
-        raise KeyError(f"table has no caption column (looked for {_COLUMN_ALIASES['text']})")
-    return [None] * table.num_rows
-
-
-def _pct(part: int, whole: int) -> float | None:
-    return round(100.0 * part / whole, 2) if whole else None
-
-
-def _flag_counts(flags: Sequence[str | None], rows: Sequence[int]) -> dict[str, int]:
-    counts = Counter(flags[i] if flags[i] is not None else MISSING_FLAG for i in rows)
-    return dict(counts.most_common())
-
-
-def _inflation_examples(term: str, texts: Sequence[str | None], rows: Sequence[int]) -> list[list]:
-    """The commonest enclosing strings of ``term`` in ``rows`` that are not the term standing alone."""
-    around = re.compile(r"\w*" + re.escape(term) + r"\w*")
-    counts: Counter[str] = Counter()
-    for i in rows:
-        text = texts[i]
-        if not text:
-            continue
-        for m in around.finditer(text.lower()):
-            if m.group(0) != term:
-                counts[m.group(0)[:MAX_EXAMPLE_CHARS]] += 1
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [[s, n] for s, n in ranked[:MAX_EXAMPLES]]
-
-
-def _audit_mode(mode, search_strings, nsfw_keywords, texts, urls, flags) -> dict[str, Any]:
-    search_hits = TermMatcher(search_strings, mode).match_column(texts)
-    kw_text = TermMatcher(nsfw_keywords, mode).match_column(texts)
-    kw_url = TermMatcher(nsfw_keywords, mode).match_column(urls)
-    keywords = TermMatcher(nsfw_keywords, mode).terms
-    rows_by_term: dict[str, list[int]] = {s: [] for s in TermMatcher(search_strings, mode).terms}
-    for i, hits in enumerate(search_hits):
-        for s in hits:
-            rows_by_term[s].append(i)
-    per_term = {}
-    for s, rows in rows_by_term.items():
-        nsfw_rows = [i for i in rows if kw_text[i] or kw_url[i]]
-        breakdown = {k: {"text": 0, "url": 0} for k in keywords}
-        for i in rows:
-            for k in kw_text[i]:
-                breakdown[k]["text"] += 1
-            for k in kw_url[i]:
-                breakdown[k]["url"] += 1
-        per_term[s] = {
-            "n_match": len(rows),
-            "n_nsfw": len(nsfw_rows),
-            "pct_nsfw": _pct(len(nsfw_rows), len(rows)),
-            "nsfw_flag_counts": _flag_counts(flags, rows),
-            "nsfw_flag_counts_nsfw": _flag_counts(flags, nsfw_rows),
-            "keywords": breakdown,
-        }
-    keyword_rows = {
-        "text": {k: sum(k in hits for hits in kw_text) for k in keywords},
-        "url": {k: sum(k in hits for hits in kw_url) for k in keywords},
-    }
-    return {
-        "search_strings": per_term,
-        "keyword_rows": keyword_rows,
-        "_hits": (search_hits, kw_text, kw_url),
-    }
-
-
-def keyword_audit(table: Any, search_strings: Sequence[str], nsfw_keywords: Sequence[str]) -> dict[str, Any]:
-    """Table 1 in both match modes plus an ``inflation`` section (substring minus word).
-
-    ``table``: pyarrow Table or polars DataFrame with a caption column (``caption`` or ``TEXT``), and
-    optionally ``url``/``URL`` and ``nsfw``/``NSFW`` (the dataset's flag; absent or null -> "missing").
+    The dataset asset computes the same from per-shard counts (keyword_counts.py); this is that path on a
+    single table. ``table``: pyarrow Table or polars DataFrame with a caption column (``caption`` or ``TEXT``),
+    and optionally ``url``/``URL`` and ``nsfw``/``NSFW`` (the dataset's flag; absent or null -> "missing").
     """
-    arrow = _to_arrow(table)
-    texts, urls, flags = _pick(arrow, "text"), _pick(arrow, "url"), _pick(arrow, "nsfw")
-    modes = {m: _audit_mode(m, search_strings, nsfw_keywords, texts, urls, flags) for m in MODES}
-    sub_hits, sub_kw_text, sub_kw_url = modes["substring"].pop("_hits")
-    word_hits, word_kw_text, word_kw_url = modes["word"].pop("_hits")
-
-    inflation: dict[str, Any] = {"search_strings": {}, "nsfw_keywords": {}}
-    for s in modes["substring"]["search_strings"]:
-        sub, word = modes["substring"]["search_strings"][s], modes["word"]["search_strings"][s]
-        only_sub = [i for i in range(len(texts)) if s in sub_hits[i] and s not in word_hits[i]]
-        inflation["search_strings"][s] = {
-            "n_match_substring": sub["n_match"],
-            "n_match_word": word["n_match"],
-            "n_match_extra": sub["n_match"] - word["n_match"],
-            "n_nsfw_substring": sub["n_nsfw"],
-            "n_nsfw_word": word["n_nsfw"],
-            "n_nsfw_extra": sub["n_nsfw"] - word["n_nsfw"],
-            "examples": _inflation_examples(s, texts, only_sub),
-        }
-    for k in modes["substring"]["keyword_rows"]["text"]:
-        entry: dict[str, Any] = {}
-        examples: Counter[str] = Counter()
-        for field, values, sub_kw, word_kw in (
-            ("text", texts, sub_kw_text, word_kw_text),
-            ("url", urls, sub_kw_url, word_kw_url),
-        ):
-            n_sub = modes["substring"]["keyword_rows"][field][k]
-            n_word = modes["word"]["keyword_rows"][field][k]
-            entry[f"{field}_substring"] = n_sub
-            entry[f"{field}_word"] = n_word
-            entry[f"{field}_extra"] = n_sub - n_word
-            only_sub = [i for i in range(len(values)) if k in sub_kw[i] and k not in word_kw[i]]
-            for s, n in _inflation_examples(k, values, only_sub):
-                examples[s] += n
-        entry["examples"] = [[s, n] for s, n in sorted(examples.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_EXAMPLES]]
-        inflation["nsfw_keywords"][k] = entry
-
-    return {
-        "n_rows": len(texts),
-        "search_strings": list(modes["substring"]["search_strings"]),
-        "nsfw_keywords": list(modes["substring"]["keyword_rows"]["text"]),
-        "modes": modes,
-        "inflation": inflation,
-    }
+    counts = keyword_counts(table, search_strings, {nsfw_list: nsfw_keywords})
+    return audit_from_counts(reduce_keyword_counts([counts]), nsfw_list, search_strings, nsfw_keywords)
 
 
 def _fmt_flags(counts: dict[str, int]) -> str:
@@ -171,7 +40,8 @@ def _fmt_flags(counts: dict[str, int]) -> str:
 
 def render_keyword_audit_markdown(result: dict[str, Any]) -> str:
     """Table-1-style markdown per mode, then the substring-vs-word inflation lines."""
-    lines = [f"Keyword audit over {result['n_rows']} rows (Birhane et al. 2021, Table 1 procedure).", ""]
+    lines = [f"Keyword audit over {result['n_rows']} rows (Birhane et al. 2021, Table 1 procedure), NSFW keywords: "
+             f"{result.get('nsfw_list', 'given list')} ({', '.join(result['nsfw_keywords'])}).", ""]
     for mode in MODES:
         lines += [
             f"**{mode} match** (search strings and NSFW keywords; keyword in TEXT or URL)",
@@ -183,7 +53,8 @@ def render_keyword_audit_markdown(result: dict[str, Any]) -> str:
             pct = "n/a" if row["pct_nsfw"] is None else f"{row['pct_nsfw']:.2f}%"
             lines.append(f"| {s} | {row['n_match']} | ({row['n_nsfw']}, {pct}) | {_fmt_flags(row['nsfw_flag_counts_nsfw'])} |")
         lines.append("")
-    lines.append("**Substring inflation** (substring minus word)")
+    lines.append("**Substring inflation** (substring minus word; examples: the most frequent of a seeded sample of "
+                 "enclosing strings, exact counts)")
     lines.append("")
     for s, inf in result["inflation"]["search_strings"].items():
         ex = ", ".join(f"{e!r} ({n})" for e, n in inf["examples"]) or "none"

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+import polars as pl
 import pyarrow as pa
 
 from laion_audit.shards.store import ShardStore
@@ -24,6 +25,8 @@ from laion_audit.shards.store import ShardStore
 MixedVersions = Literal["refuse", "per_version_set"]
 MIXED_VERSIONS_MODES = ("refuse", "per_version_set")
 SHARDS_NAMED = 5
+# The recipe setting in which a per-shard counts asset records the version sets of the inputs it summed.
+INPUT_VERSION_SETS = "input_version_sets"
 
 
 class MixedVersionsError(ValueError):
@@ -42,17 +45,40 @@ def marker_version_set(marker: Mapping[str, Any]) -> str:
     return "unrecorded-" + hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def manifest_entry(marker: Mapping[str, Any]) -> dict[str, Any]:
+    """What a table records of each shard it read; counts assets also name the version sets they were made from."""
+    entry = {**{k: marker.get(k) for k in ("data_sha256", "data_version", "code_version", "models")},
+             "version_set": marker_version_set(marker)}
+    inputs = ((marker.get("recipe") or {}).get("settings") or {}).get(INPUT_VERSION_SETS)
+    if inputs:
+        entry["inputs"] = inputs
+    return entry
+
+
+def complete_inputs(store: ShardStore, inputs: Sequence[tuple[str, bool]]
+                    ) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, Any]]]]:
+    """(manifest, markers): the manifest (see :func:`input_manifest`) and {asset: {shard: marker}} it came from,
+    so the files read are exactly the ones the manifest names even while writers publish newer ones."""
+    markers = {asset: store.complete_shards(asset, restricted) for asset, restricted in inputs}
+    manifest = {asset: {shard: manifest_entry(marker) for shard, marker in by_shard.items()}
+                for asset, by_shard in markers.items()}
+    return manifest, markers
+
+
 def input_manifest(store: ShardStore, inputs: Sequence[tuple[str, bool]]) -> dict[str, Any]:
     """{asset: {shard: {data_sha256, data_version, code_version, models, version_set}}} for every complete
     shard of each input asset."""
-    manifest: dict[str, Any] = {}
-    for asset, restricted in inputs:
-        manifest[asset] = {
-            shard: {**{k: marker.get(k) for k in ("data_sha256", "data_version", "code_version", "models")},
-                    "version_set": marker_version_set(marker)}
-            for shard, marker in store.complete_shards(asset, restricted).items()
-        }
-    return manifest
+    return complete_inputs(store, inputs)[0]
+
+
+def marked_frames(store: ShardStore, asset: str, restricted: bool, markers: Mapping[str, Mapping[str, Any]]
+                  ) -> pl.LazyFrame | Iterator[pl.DataFrame]:
+    """The shard files ``markers`` name: a lazy scan where polars reads the store itself, else one frame at a
+    time through fsspec. Never a glob, which would pick up files still being written."""
+    shards = sorted(markers)
+    if store.polars_can_scan:
+        return pl.scan_parquet([store.data_url(asset, shard, restricted, marker=markers[shard]) for shard in shards])
+    return (pl.from_arrow(store.read_marked(asset, shard, markers[shard], restricted)) for shard in shards)
 
 
 def version_sets(manifest: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, list[str]]]:
@@ -70,7 +96,8 @@ def _describe(version_set: str, entry: Mapping[str, Any], shards: Sequence[str])
     named = ", ".join(shards[:SHARDS_NAMED]) + (f", … (+{len(shards) - SHARDS_NAMED} more)"
                                                 if len(shards) > SHARDS_NAMED else "")
     count = f"{len(shards)} shard" + ("" if len(shards) == 1 else "s")
-    return (f"  - version set {version_set}: code {entry.get('code_version')}, models {models or 'none'}; "
+    inputs = "".join(f", {asset} {vs}" for asset, vs in sorted((entry.get("inputs") or {}).items()))
+    return (f"  - version set {version_set}: code {entry.get('code_version')}, models {models or 'none'}{inputs}; "
             f"{count}: {named}")
 
 

@@ -14,11 +14,12 @@ from dagster import (
     asset,
 )
 
+from laion_audit.audits.keyword_counts import audit_from_counts, reduce_keyword_counts
 from laion_audit.audits.report_inputs import (
     MixedVersionsError,
-    input_manifest,
+    complete_inputs,
     manifest_hash,
-    read_all,
+    marked_frames,
     version_set_groups,
     write_report,
 )
@@ -27,6 +28,7 @@ from laion_audit.defs.models import ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardStoreResource
 from laion_audit.defs.run_config import CheckedConfig, out_of_range
+from laion_audit.defs.shard_counts import KEYWORD_COUNTS, NSFW_LISTS
 from laion_audit.defs.shard_runs import (
     UpstreamNotReadyError,
     materialize_shards,
@@ -34,7 +36,6 @@ from laion_audit.defs.shard_runs import (
     upstream_version,
     write_shard,
 )
-from laion_audit.audits.keyword_audit import keyword_audit as run_keyword_audit
 from laion_audit.audits.keyword_audit import render_keyword_audit_markdown
 from laion_audit.audits.word_lists import load_word_list
 from laion_audit.ops.settings import Settings
@@ -131,61 +132,80 @@ def build_alt_text_scores(settings: Settings):
 
 
 class KeywordAuditConfig(Config):
+    # The lists the shards' keyword_counts were made with (checked against their recipes).
     search_strings: str = "keyword_audit_search_strings"
-    nsfw_keywords: str = "nsfw_keywords_birhane2021"
-    # "refuse": fail when samples shards come from several version sets; "per_version_set": one audit each.
+    nsfw_lists: list[str] = NSFW_LISTS
+    # "refuse": fail when keyword_counts shards come from several version sets; "per_version_set": one audit each.
     mixed_versions: Literal["refuse", "per_version_set"] = "refuse"
 
 
+def _check_counted_lists(marker: dict, search: list[str], lists: dict[str, list[str]], config: KeywordAuditConfig):
+    """The audit names its lists; the counts must have been made with exactly those (by content)."""
+    counted = (marker.get("recipe") or {}).get("settings") or {}
+    wanted = {"search_strings": word_list_setting(config.search_strings, search),
+              "nsfw_lists": {name: word_list_setting(name, terms) for name, terms in lists.items()}}
+    same = (counted.get("search_strings", {}).get("sha256") == wanted["search_strings"]["sha256"]
+            and {n: v.get("sha256") for n, v in (counted.get("nsfw_lists") or {}).items()}
+            == {n: v["sha256"] for n, v in wanted["nsfw_lists"].items()})
+    if not same:
+        raise Failure(description="keyword_counts were made with other word lists than this audit names "
+                      f"(counted: {counted.get('search_strings')}, {counted.get('nsfw_lists')}); re-materialize "
+                      "keyword_counts with the same search_strings and nsfw_lists, or configure the audit like them.",
+                      allow_retries=False)
+
+
 @asset(
-    deps=["samples"],
-    code_version="keyword_audit-2",
+    deps=[KEYWORD_COUNTS],
+    code_version="keyword_audit-3",
     group_name="alt_text",
     kinds={"json"},
-    description="Birhane et al. (2021) Table 1 over every complete shard: N_match, N_nsfw (filter keyword in TEXT "
-    "or URL), %, the dataset's NSFW-flag distribution, which keywords fired in TEXT vs URL — in substring mode "
-    "(the paper's) and word mode side by side, with the inflation substring matching causes. Shards from "
-    "different `samples` version sets are refused, or audited per version set with `mixed_versions`.",
+    description="Birhane et al. (2021) Table 1, summed from every shard's keyword_counts: N_match, N_nsfw "
+    "(filter keyword in TEXT or URL), %, the dataset's NSFW-flag distribution, which keywords fired in TEXT vs URL "
+    "— in substring mode (the paper's) and word mode side by side, for the NSFW list as printed (`f*ck`) and "
+    "uncensored (`fuck`), with the inflation substring matching causes. Shards from different version sets are "
+    "refused, or audited per version set with `mixed_versions`.",
 )
 def keyword_audit(
     context: AssetExecutionContext, config: KeywordAuditConfig, shard_store: ShardStoreResource
 ) -> MaterializeResult:
-    """One audit over all samples shards; with several version sets and ``per_version_set``, the JSON is
+    """One audit per NSFW list over all shards; with several version sets and ``per_version_set``, the JSON is
     ``{"by_version_set": {label: {"result", "inputs"}}, "inputs"}`` and the markdown has a section per label."""
-
-
     store = shard_store.store()
-    manifest = input_manifest(store, [("samples", False)])
-    if not manifest["samples"]:
-        raise UpstreamNotReadyError("no complete samples shard to audit")
+    manifest, markers = complete_inputs(store, [(KEYWORD_COUNTS, False)])
+    if not manifest[KEYWORD_COUNTS]:
+        raise UpstreamNotReadyError("no complete keyword_counts shard to audit")
     try:
         groups = version_set_groups(manifest, config.mixed_versions)
     except MixedVersionsError as exc:
         raise Failure(description=str(exc), allow_retries=False) from exc
-    search, nsfw = load_word_list(config.search_strings), load_word_list(config.nsfw_keywords)
+    search = load_word_list(config.search_strings)
+    lists = {name: load_word_list(name) for name in config.nsfw_lists}
     audits, sections, rows = {}, [], 0
     for label, group in groups:
-        shards = sorted(group["samples"])
-        table = read_all(store, "samples", shards, columns=["caption", "url", "nsfw"])
-        audits[label] = {"result": run_keyword_audit(table, search, nsfw), "inputs": group}
-        rows += table.num_rows
+        shards = sorted(group[KEYWORD_COUNTS])
+        chosen = {shard: markers[KEYWORD_COUNTS][shard] for shard in shards}
+        _check_counted_lists(chosen[shards[0]], search, lists, config)
+        reduced = reduce_keyword_counts(marked_frames(store, KEYWORD_COUNTS, False, chosen))
+        results = {name: audit_from_counts(reduced, name, search, terms) for name, terms in lists.items()}
+        audits[label] = {"result": results, "inputs": group}
+        rows += next(iter(results.values()))["n_rows"]
         named = ", ".join(shards[:5]) + (f", … (+{len(shards) - 5} more)" if len(shards) > 5 else "")
         heading = f"## Version set {label}\n\n{len(shards)} shard(s): {named}\n\n" if len(groups) > 1 else ""
-        sections.append(heading + render_keyword_audit_markdown(audits[label]["result"]))
+        sections.append(heading + "\n\n".join(render_keyword_audit_markdown(r) for r in results.values()))
     if len(groups) == 1:
         payload = next(iter(audits.values()))
     else:
         payload = {"by_version_set": audits, "inputs": manifest}
-        sections.insert(0, f"`samples` shards come from {len(groups)} version sets (mixed_versions: "
+        sections.insert(0, f"`keyword_counts` shards come from {len(groups)} version sets (mixed_versions: "
                         "per_version_set); each is audited on its own, and sections must not be pooled.")
     markdown = "\n\n".join(sections)
     json_path, md_path = write_report(store, "keyword_audit", payload, markdown)
     digest = manifest_hash(manifest)
-    context.log.info(f"keyword audit over {len(manifest['samples'])} shards in {len(groups)} version set(s), "
+    context.log.info(f"keyword audit over {len(manifest[KEYWORD_COUNTS])} shards in {len(groups)} version set(s), "
                      f"{rows} alt-texts")
     return MaterializeResult(
-        metadata={"report": MetadataValue.md(markdown), "shards": len(manifest["samples"]), "rows": rows,
-                  "version_sets": len(groups), "json": MetadataValue.path(json_path),
+        metadata={"report": MetadataValue.md(markdown), "shards": len(manifest[KEYWORD_COUNTS]), "rows": rows,
+                  "nsfw_lists": ", ".join(lists), "version_sets": len(groups), "json": MetadataValue.path(json_path),
                   "markdown": MetadataValue.path(md_path), "inputs_sha256": digest[:16]},
         data_version=DataVersion(digest[:16]),
     )

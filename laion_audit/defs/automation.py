@@ -1,7 +1,7 @@
 """New shards flow through the whole per-shard chain by themselves; nightly schedules catch what was missed.
 
-Stages follow the pipeline: ingest (samples, alt-text scores), detection (boxes, votes), labels (labels,
-captions; once both classifiers exist). The `shard_chain_sensor` looks every minute for shards whose stage
+Stages follow the pipeline: ingest (samples, alt-text scores, keyword counts), detection (boxes, votes), labels
+(labels, captions; once both classifiers exist), group counts (the per-shard inputs of the group tables). The `shard_chain_sensor` looks every minute for shards whose stage
 output is missing while its prerequisite is in place and requests multi-shard range runs (contiguous in
 registration order, at most `max_partitions_per_run` shards each), so one GPU pod loads its models once for
 several shards and the `gpu` pool caps how many run at once. Partitions that are in progress or whose last
@@ -52,6 +52,7 @@ STAGES = (
     Stage("person_detection_job", ("person_boxes", "gender_votes", "race_votes"), "samples"),
     Stage("person_labels_job", ("gender_labels", "race_labels", "person_captions"), "person_boxes",
           ("gender_classifier", "race_classifier")),
+    Stage("group_counts_job", ("group_counts",), "gender_labels"),
 )
 
 
@@ -160,5 +161,6 @@ def build_automation(settings: Settings, jobs: dict):
         nightly("shard_backfill_schedule", STAGES[0], "0 3 * * *"),
         nightly("detection_backfill_schedule", STAGES[1], "0 4 * * *"),
         nightly("labels_backfill_schedule", STAGES[2], "0 5 * * *"),
+        nightly("group_counts_backfill_schedule", STAGES[3], "0 6 * * *"),
     ]
     return [shard_chain_sensor], schedules

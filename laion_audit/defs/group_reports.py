@@ -13,7 +13,8 @@ from dagster import AssetExecutionContext, Config, DataVersion, Failure, Materia
 
 from laion_audit.audits.report_inputs import MixedVersionsError, manifest_hash, write_report
 from laion_audit.defs.resources import ShardStoreResource
-from laion_audit.audits.group_tables import NoAttributedSamplesError, chart, crime_cooccurrence, markdown_table
+from laion_audit.audits.group_tables import DELTA_INTERVAL, NoAttributedSamplesError, chart, crime_cooccurrence
+from laion_audit.audits.group_tables import markdown_table
 from laion_audit.audits.group_tables import sentiment_by_group as sentiment_by_group_tables
 from laion_audit.shards.store import ShardStore
 
@@ -51,6 +52,16 @@ def _shards_line(manifest: dict[str, Any]) -> str:
     return f"{len(shards)} shard{'s' if len(shards) != 1 else ''}: {', '.join(shards[:5])}{more}"
 
 
+def _inputs_line(manifest: dict[str, Any]) -> str:
+    """The version sets of the labels and scores a section's counts were made from."""
+    found: dict[str, set[str]] = {}
+    for by_shard in manifest.values():
+        for entry in by_shard.values():
+            for asset, version_set in (entry.get("inputs") or {}).items():
+                found.setdefault(asset, set()).add(version_set)
+    return "made from " + ", ".join(f"{asset} {'/'.join(sorted(v))}" for asset, v in sorted(found.items()))
+
+
 Render = Callable[[dict[str, Any]], tuple[dict[str, Any], pl.DataFrame, str, str]]
 
 
@@ -63,7 +74,8 @@ def _publish(store: ShardStore, name: str, result: dict[str, Any], render: Rende
     payloads, tables, charts, sections, frames = {}, [], [], [], []
     for label, group in groups.items():
         payload, frame, table_md, figure = render(group)
-        heading = "" if label is None else f"## Version set {label}\n\n{_shards_line(group['manifest'])}\n\n"
+        heading = "" if label is None else (f"## Version set {label}\n\n{_shards_line(group['manifest'])}; "
+                                            f"{_inputs_line(group['manifest'])}\n\n")
         payloads[label] = {**payload, "inputs": group["manifest"]}
         tables.append(heading + table_md)
         charts.append(heading + figure)
@@ -90,7 +102,8 @@ def _render_rates(group: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame, 
     figure = chart(rates.filter(rates["group"] != "baseline"), "delta_pct", "delta_ci_low", "delta_ci_high",
                    "Crime-word rate vs baseline (Δ %, 95% CI)")
     payload = {"rates": rates.to_dicts(), "per_word": group["per_word"].to_dicts()}
-    return payload, rates, markdown_table(rates, RATE_COLUMNS), figure
+    note = f"\n\nΔ 95% CI: {DELTA_INTERVAL}."
+    return payload, rates, markdown_table(rates, RATE_COLUMNS) + note, figure
 
 
 def _render_sentiment(group: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame, str, str]:
@@ -101,13 +114,14 @@ def _render_sentiment(group: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFra
 
 @asset(
     name="crime_cooccurrence",
-    deps=["gender_labels", "race_labels", "alt_text_scores"],
-    code_version="crime_cooccurrence-2",
+    deps=["group_counts"],
+    code_version="crime_cooccurrence-3",
     group_name="reports",
     kinds={"json"},
     description="Rate of crime words in alt-texts of samples attributed to each perceived group (gender, race, "
-    "intersections) vs all samples with a valid person: Δ = (p_group / p_baseline − 1)·100 with Wilson and Katz "
-    "95% CIs, per-word breakdown, cells below k suppressed.",
+    "intersections) vs all samples with a valid person: Δ = (p_group / p_baseline − 1)·100 with Wilson 95% CIs "
+    "for rates and a 95% CI for Δ that accounts for the group being part of its baseline; per-word breakdown; "
+    "cells below k suppressed. Summed from every shard's group_counts.",
 )
 def crime_cooccurrence_table(
     context: AssetExecutionContext, config: GroupReportConfig, shard_store: ShardStoreResource
@@ -116,18 +130,19 @@ def crime_cooccurrence_table(
     result = _tables(crime_cooccurrence, store, config)
     metadata, digest = _publish(store, "crime_cooccurrence", result, _render_rates)
     return MaterializeResult(
-        metadata={**metadata, "k_min": config.k_min, "attribution": config.attribution},
+        metadata={**metadata, "k_min": config.k_min, "attribution": config.attribution,
+                  "delta_interval": result["settings"]["delta_interval"]},
         data_version=DataVersion(digest[:16]),
     )
 
 
 @asset(
-    deps=["gender_labels", "race_labels", "alt_text_scores"],
-    code_version="sentiment_by_group-2",
+    deps=["group_counts"],
+    code_version="sentiment_by_group-3",
     group_name="reports",
     kinds={"json"},
     description="Negative-sentiment ratio (share of attributed samples whose alt-text is VADER-negative) and mean "
-    "compound per perceived group, with 95% CIs; cells below k suppressed.",
+    "compound per perceived group, with 95% CIs; cells below k suppressed. Summed from every shard's group_counts.",
 )
 def sentiment_by_group(
     context: AssetExecutionContext, config: GroupReportConfig, shard_store: ShardStoreResource

@@ -19,6 +19,7 @@ from dagster import (
     SkipReason,
     asset,
     define_asset_job,
+    in_process_executor,
     observable_source_asset,
     sensor,
 )
@@ -95,8 +96,11 @@ def build_shard_defs(settings: Settings) -> Definitions:
     shard_ingest_job = define_asset_job(
         "shard_ingest_job",
         # The inputs_current checks are evaluated per partition on their own (range runs cannot carry them).
-        selection=(AssetSelection.assets(samples) | AssetSelection.assets("alt_text_scores")).without_checks(),
+        selection=AssetSelection.assets(samples, "alt_text_scores", "keyword_counts").without_checks(),
         partitions_def=shard_partitions,
+        # CPU work: every shard of a range run in the run's own process (one pod per run under Kubernetes,
+        # not one per step), so 41,408 shards are ceil(41,408 / shards per run) pods.
+        executor_def=in_process_executor,
         tags=code_identity_tags(),
         description="Everything computed per shard on CPU from the shard's own files.",
     )

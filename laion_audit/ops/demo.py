@@ -150,10 +150,11 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         training_failure = _run(defs, "classifier_training_job", None, instance, out)
         if training_failure:
             out(f"  FAILED: {training_failure}")
-        out("[6/7] per shard: gender and race labels, person captions")
+        out("[6/7] per shard: gender and race labels, person captions, group counts")
         for i, key in enumerate(keys, 1):
             t0 = time.monotonic()
-            failure = training_failure or _run(defs, "person_labels_job", key, instance, out)
+            failure = training_failure or _run(defs, "person_labels_job", key, instance, out) or _run(
+                defs, "group_counts_job", key, instance, out)
             outcome = outcomes[i - 1]
             if failure:
                 outcomes[i - 1] = ShardOutcome(key, False, outcome.seconds, outcome.marker,
@@ -195,14 +196,15 @@ def _keyword_audit_lines(summary: DemoSummary) -> list[str]:
     path = Path(ShardStore(summary.store_root).reports_dir) / "keyword_audit.json"
     if not path.is_file():
         return []
-    result = json.loads(path.read_text())["result"]
     lines = ["", "Keyword audit (Birhane et al. Table 1; substring = the paper's match, word = word boundaries)"]
-    for term in result["search_strings"]:
-        cells = []
-        for mode in ("substring", "word"):
-            row = result["modes"][mode]["search_strings"][term]
-            cells.append(f"{mode}: N_match {row['n_match']}, N_nsfw {row['n_nsfw']}")
-        lines.append(f"  {term:<8} " + " | ".join(cells))
+    for list_name, result in json.loads(path.read_text())["result"].items():
+        lines.append(f"  NSFW keywords: {list_name}")
+        for term in result["search_strings"]:
+            cells = []
+            for mode in ("substring", "word"):
+                row = result["modes"][mode]["search_strings"][term]
+                cells.append(f"{mode}: N_match {row['n_match']}, N_nsfw {row['n_nsfw']}")
+            lines.append(f"    {term:<8} " + " | ".join(cells))
     return lines
 
 
@@ -228,9 +230,9 @@ def render_summary(summary: DemoSummary, total_seconds: float | None = None) -> 
     lines.append("")
     lines.append("Produced")
     lines.append(f"  per-shard tables: {summary.store_root}/<asset>/<shard>.<sha16>.parquet (named by the .complete.json marker) for "
-                 "samples, alt_text_scores, person_boxes")
-    lines.append(f"  restricted (owner-only): {summary.store_root}/restricted/ for gender/race votes, labels and person "
-                 "captions")
+                 "samples, alt_text_scores, keyword_counts, person_boxes")
+    lines.append(f"  restricted (owner-only): {summary.store_root}/restricted/ for gender/race votes, labels, person "
+                 "captions and per-shard group counts")
     lines.append(f"  trained classifiers: {summary.workdir}/trained_models/  (tiny random-weight backbones: the "
                  "labels exercise the pipeline, they are not perceptions)")
     lines.append(f"  provenance of one sample: laion-audit provenance SHARD KEY --store {summary.store_root}")

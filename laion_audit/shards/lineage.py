@@ -50,6 +50,8 @@ PER_SHARD_ASSETS: dict[str, ShardAsset] = {
         ShardAsset("gender_labels", "labels-2", True, ("person_boxes",)),
         ShardAsset("race_labels", "labels-2", True, ("person_boxes",)),
         ShardAsset("person_captions", "person_captions-3", True, ("person_boxes",)),
+        ShardAsset("keyword_counts", "keyword_counts-1", False, ("samples",)),
+        ShardAsset("group_counts", "group_counts-1", True, ("gender_labels", "race_labels", "alt_text_scores")),
     )
 }
 
