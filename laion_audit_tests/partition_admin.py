@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -19,6 +19,8 @@ class Registration:
     ticks: int
     seconds: float
     error: str | None = None
+    # (first, last) partition of each run the sensor requested, in order.
+    run_ranges: list[tuple[str, str]] = field(default_factory=list)
 
 
 def register_through_sensor(instance, defs, resources: Mapping[str, Any], expected: int) -> Registration:
@@ -29,7 +31,7 @@ def register_through_sensor(instance, defs, resources: Mapping[str, Any], expect
 
     shard_discovery_sensor = defs.get_sensor_def("shard_discovery_sensor")
 
-    ticks, registered, cursor, error = 0, 0, None, None
+    ticks, registered, cursor, error, ranges = 0, 0, None, None, []
     start = time.perf_counter()
     while registered < expected:
         with build_sensor_context(instance=instance, resources=resources, cursor=cursor) as context:
@@ -45,8 +47,10 @@ def register_through_sensor(instance, defs, resources: Mapping[str, Any], expect
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
             break
         cursor = result.cursor
+        ranges += [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+                   for r in result.run_requests or []]
         registered = len(instance.get_dynamic_partitions(shard_partitions.name))
-    return Registration(registered, ticks, time.perf_counter() - start, error)
+    return Registration(registered, ticks, time.perf_counter() - start, error, ranges)
 
 
 def backfill_runs(instance, asset_graph, asset: str, partition_keys: Sequence[str], working_directory: str,

@@ -65,3 +65,20 @@ def test_step_job_built_by_dagster_k8s_is_a_valid_gpu_job(graph, name):
     assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert {"emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}, "name": "dshm"} in spec["volumes"]
     assert {"mountPath": "/dev/shm", "name": "dshm"} in spec["containers"][0]["volumeMounts"]
+
+
+def test_cpu_jobs_run_every_shard_in_the_run_process_under_the_k8s_executor(tmp_path):
+    """Ingest and group counts are CPU work: one pod per range run, not one step pod per asset (82,816 pods for
+    41,408 shards otherwise); the GPU stages keep the Kubernetes step executor."""
+    from dataclasses import replace
+
+    from laion_audit.definitions import build_definitions
+
+    from .dagster_harness import settings_for
+
+    settings = replace(settings_for(tmp_path / "shards", tmp_path / "store"), executor="k8s")
+    defs = build_definitions(settings)
+    for name in ("shard_ingest_job", "group_counts_job"):
+        assert defs.resolve_job_def(name).executor_def.name == "in_process", name
+    for name in ("person_detection_job", "person_labels_job"):
+        assert defs.resolve_job_def(name).executor_def.name == "k8s", name

@@ -62,6 +62,12 @@ def test_laion_400m_partitions_on_postgres(postgres_instance, tmp_path):
     assert registration.registered == LAION_400M_SHARDS
     keys = postgres_instance.get_dynamic_partitions(shard_partitions.name)
     assert keys[0] == "00000" and keys[-1] == "41407" and keys == sorted(keys)
+    # Range runs, not one run per shard: ceil(41,408 / shards per run) ingest runs covering every shard once.
+    per_ingest_run = settings_for(shards, tmp_path / "store").max_partitions_per_run
+    assert len(registration.run_ranges) == math.ceil(LAION_400M_SHARDS / per_ingest_run)
+    position = {key: i for i, key in enumerate(keys)}
+    covered = [key for first, last in registration.run_ranges for key in keys[position[first]:position[last] + 1]]
+    assert covered == keys
     assert postgres_instance.get_materialized_partitions(AssetKey("person_boxes")) == set()
 
     per_run = settings_for(shards, tmp_path / "store").gpu.shards_per_run
