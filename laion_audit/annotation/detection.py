@@ -1,8 +1,11 @@
 """One shard's `person_boxes` table from its `samples` table and a person detector.
 
 Every sample key gets at least one row: a row per detected person (``box_id`` 0..n-1), or a single row with
-``box_id`` null saying there was no person, no image (text-only shard) or an upstream error — so the table
-accounts for the shard's keys exactly as `samples` does.
+``box_id`` null saying there was no person, no image (text-only shard), an upstream error, or an image that no
+longer decodes (status ``error``) — so the table accounts for the shard's keys exactly as `samples` does.
+
+Pixels come through the DataLoader input pipeline (image_loader.py): decoded and letterboxed in worker
+processes while the model runs on the previous batch (yolo_batches.py).
 """
 
 from __future__ import annotations

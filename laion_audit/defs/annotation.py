@@ -3,6 +3,14 @@
 Wiring only; the work is in person_detection.py, person_annotation.py and classifier_models.py. Every GPU
 step carries the `dagster-k8s/config` op tags, the `gpu` pool and a multi-shard backfill policy; every output
 row names the model and weights fingerprint that produced it.
+
+Each step decodes its shard's images in DataLoader workers (``loader_workers``) and reports per-batch throughput
+(images/s, batches, seconds waiting for input vs in the model) per shard and for the run. Assets that read the
+same images (gender and race votes; labels and captions) still decode them once each: sharing one decode would
+need one op materializing several assets (a multi_asset), which keeps the asset keys but renames the op, so run
+config (``ops.gender_votes.config``), per-asset settings and the per-asset `materialize_shards` results change;
+and a decoded-pixel cache cannot cross steps, which the k8s executor runs in separate pods. The repeated decode
+runs in the workers, overlapping the model, and is small next to an MLLM step.
 """
 
 from pathlib import Path
@@ -94,8 +102,8 @@ class PersonBoxesConfig(CheckedConfig):
         # min_side 0 would call zero-area boxes valid, and votes and labels cannot crop them.
         return (out_of_range("conf", self.conf, 0, 1, low_open=True) + out_of_range("iou", self.iou, 0, 1, low_open=True)
                 + out_of_range("imgsz", self.imgsz, 32) + out_of_range("max_det", self.max_det, 1)
-                + out_of_range("min_side", self.min_side, 0, low_open=True) + out_of_range("batch_size", self.batch_size, 1)
-                + out_of_range("loader_workers", self.loader_workers, 0))
+                + out_of_range("min_side", self.min_side, 0, low_open=True)
+                + out_of_range("batch_size", self.batch_size, 1) + out_of_range("loader_workers", self.loader_workers, 0))
 
 
 def shard_recipe(asset: str, models: dict[str, str], settings: dict, upstream: dict[str, str]) -> Recipe:
@@ -319,7 +327,8 @@ class LabelsConfig(CheckedConfig):
 
     def problems(self) -> list[str]:
         return (out_of_range("abstain_threshold", self.abstain_threshold, 0, 1)
-                + out_of_range("batch_size", self.batch_size, 1) + out_of_range("loader_workers", self.loader_workers, 0))
+                + out_of_range("batch_size", self.batch_size, 1)
+                + out_of_range("loader_workers", self.loader_workers, 0))
 
 
 def _labels_asset(question: str, classes: tuple[str, ...], gpu_asset: dict):
