@@ -102,8 +102,8 @@ class PersonBoxesConfig(CheckedConfig):
         # min_side 0 would call zero-area boxes valid, and votes and labels cannot crop them.
         return (out_of_range("conf", self.conf, 0, 1, low_open=True) + out_of_range("iou", self.iou, 0, 1, low_open=True)
                 + out_of_range("imgsz", self.imgsz, 32) + out_of_range("max_det", self.max_det, 1)
-                + out_of_range("min_side", self.min_side, 0, low_open=True)
-                + out_of_range("batch_size", self.batch_size, 1) + out_of_range("loader_workers", self.loader_workers, 0))
+                + out_of_range("min_side", self.min_side, 0, low_open=True) + out_of_range("batch_size", self.batch_size, 1)
+                + out_of_range("loader_workers", self.loader_workers, 0))
 
 
 def shard_recipe(asset: str, models: dict[str, str], settings: dict, upstream: dict[str, str]) -> Recipe:
