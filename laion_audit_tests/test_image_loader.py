@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pytest
 from PIL import Image
 
-from laion_audit.annotation.crops import upright_pixels
+from laion_audit.annotation.crops import ImageDecodeError, PersonBox, iter_person_images, upright_pixels
 from laion_audit.annotation.detection import detect_shard
 from laion_audit.annotation.image_loader import load_batches
 from laion_audit.annotation.throughput import LoaderStats
@@ -74,6 +74,20 @@ def test_undecodable_and_imageless_samples_are_reported_not_dropped(tmp_path):
     assert list(failed) == ["000000004"] and failed["000000004"].startswith("decode failed: ")
     assert missing == ["000000007"]
     assert sorted(ready + list(failed) + missing) == wanted
+
+
+def test_person_images_from_workers_are_the_boxes_own_images_in_tar_order(tmp_path):
+    source = _shard(tmp_path, broken={"000000009"})
+    boxes = [PersonBox(f"{i:09d}", box_id, (0, 0, 10, 10)) for i in (6, 1, 4) for box_id in (0, 1)]
+
+    got = list(iter_person_images(source, boxes, workers=2, batch_size=1))
+
+    assert [(box.key, box.box_id) for box, _ in got] == [(f"{i:09d}", b) for i in (1, 4, 6) for b in (0, 1)]
+    for box, image in got:
+        width, height, colour = IMAGES[int(box.key)]
+        assert image.size == (width, height) and image.getpixel((0, 0)) == colour
+    with pytest.raises(ImageDecodeError, match="sample 000000009: decode failed"):
+        list(iter_person_images(source, [PersonBox("000000009", 0, (0, 0, 10, 10))], workers=2))
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from PIL import Image
 
 from laion_audit.annotation.throughput import LoaderStats
 from laion_audit.shards.images import ORIENTATION_INFO, decode_image
+from laion_audit.shards.reader import ShardReadError
 from laion_audit.shards.sources import ShardSource
 
 
@@ -35,8 +36,9 @@ def valid_boxes(boxes: pa.Table) -> list[PersonBox]:
     return [PersonBox(r["key"], r["box_id"], (r["x1"], r["y1"], r["x2"], r["y2"])) for r in rows.to_pylist()]
 
 
-class ImageDecodeError(RuntimeError):
-    """An image the `samples` table accepted no longer decodes (the shard file changed since ingest)."""
+class ImageDecodeError(ShardReadError):
+    """An image the `samples` table accepted no longer decodes (the shard file changed since ingest): the shard
+    fails, named, without retries, since a retry reads the same bytes."""
 
 
 def iter_person_images(
