@@ -5,7 +5,8 @@ worker processes while the model works on the previous batch (``prefetch_factor`
 and batches of tensors travel through shared memory, pinned when the model is on CUDA so the copy to the
 device can overlap. ``workers=0`` does the same work in this process, one batch at a time.
 
-Every worker reads the whole tar (cheap next to decoding) and prepares only its own batches: batch ``b`` of
+Every worker reads the whole tar (cheap next to decoding for a local or cached file; a shard streamed from object
+storage is fetched once per worker) and prepares only its own batches: batch ``b`` of
 the wanted samples belongs to worker ``b % workers``. The DataLoader collects batches from its workers in
 round-robin order, so batches come out in tar order, each the same consecutive samples whatever the number of
 workers: results do not depend on ``workers``. Every wanted sample found in the tar is in exactly one batch:
