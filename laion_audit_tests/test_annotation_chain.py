@@ -49,15 +49,16 @@ def chain(tmp_path_factory, sample_shards, tiny_models):
     with dagster_test_instance() as instance:
         register(instance, SHARDS)
         run("observe_model_weights_job")
+        detection = {}
         for shard in SHARDS:
             run("shard_ingest_job", shard,
                 run_config={**QUIET, "ops": {"alt_text_scores": {"config": {"hate_speech": True}}}})
-            run("person_detection_job", shard)
+            detection[shard] = run("person_detection_job", shard)
         training = run("classifier_training_job")
         for shard in SHARDS:
             run("person_labels_job", shard)
         yield {"root": root, "store": ShardStore(str(root / "store")), "defs": defs, "instance": instance,
-               "run": run, "training": training, "settings": settings}
+               "run": run, "training": training, "settings": settings, "detection": detection}
 
 
 def _keys(store, asset, shard, restricted=False):
@@ -126,6 +127,19 @@ def test_demographic_outputs_and_captions_are_owner_only(chain):
         path = store.data_path(asset, "00000", restricted=True)
         assert "/restricted/" in path and stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert not (chain["root"] / "store" / "person_captions").exists()
+
+
+def test_detection_runs_report_the_input_pipeline_throughput(chain):
+    samples = chain["store"].read_table("samples", "00000", columns=["has_image"])
+    with_image = sum(samples.column("has_image").to_pylist())
+    events = chain["detection"]["00000"].get_asset_materialization_events()
+    metadata = next(e.materialization.metadata for e in events if e.asset_key == AssetKey("person_boxes"))
+    assert metadata["pipeline_images"].value == with_image > 0
+    assert metadata["pipeline_batches"].value == -(-with_image // 16)  # the default batch size
+    assert metadata["pipeline_images_per_s"].value > 0
+    wait, model, wall = (metadata[f"pipeline_{n}"].value for n in ("input_wait_s", "model_s", "wall_s"))
+    assert 0 <= wait and 0 < model and wait + model <= wall + 0.002  # each figure rounded to the millisecond
+    assert chain["store"].read_marker("person_boxes", "00000")["images_per_s"] > 0
 
 
 def test_classifiers_report_metrics_and_their_fingerprint_as_data_version(chain):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -20,8 +22,17 @@ from PIL import Image, ImageDraw
 from laion_audit.annotation.schemas import PERSON_CAPTIONS_SCHEMA, VOTES_SCHEMA, label_schema
 from laion_audit.shards.chunking import chunked
 from laion_audit.models.prompts import CAPTION_PROMPT, build_prompts, consensus, to_class
+from laion_audit.annotation.throughput import LoaderStats
 from laion_audit.annotation.crops import PersonBox, crop, iter_person_images, valid_boxes
 from laion_audit.shards.sources import ShardSource
+
+
+@contextmanager
+def _model_time(stats: LoaderStats | None) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    if stats is not None:
+        stats.model_s += time.perf_counter() - started
 
 
 def sample_boxes(boxes: list[PersonBox], size: int, seed: int, shard: str) -> list[PersonBox]:
@@ -43,17 +54,21 @@ def vote_shard(
     seed: int,
     rule: str,
     batch_size: int = 16,
+    workers: int = 0,
+    stats: LoaderStats | None = None,
 ) -> pa.Table:
     """Ask every ensemble member about each sampled crop; keep each raw answer and the crop's consensus."""
     chosen = sample_boxes(valid_boxes(boxes_table), sample_size, seed, source.key)
     rows: list[dict[str, Any]] = []
     # One seeded option-shuffle stream per shard and question, in crop order (the paper seeds once per run).
     prompts = build_prompts(question, len(chosen), seed=zlib.crc32(f"{seed}:{source.key}:{question}".encode()))
-    crops = ((box, crop(image, box)) for box, image in iter_person_images(source, chosen))
+    crops = ((box, crop(image, box)) for box, image in iter_person_images(source, chosen, workers=workers,
+                                                                                  stats=stats))
     prompt_of = {(box.key, box.box_id): prompt for box, prompt in zip(chosen, prompts, strict=True)}
     for batch in chunked(crops, batch_size):
         batch_prompts = [prompt_of[(box.key, box.box_id)] for box, _ in batch]
-        answers = [member.generate([c for _, c in batch], [p.text for p in batch_prompts], 5) for member in members]
+        with _model_time(stats):
+            answers = [member.generate([c for _, c in batch], [p.text for p in batch_prompts], 5) for member in members]
         for i, (box, _) in enumerate(batch):
             prompt = batch_prompts[i]
             parsed = [to_class(question, prompt.parse(member_answers[i])) for member_answers in answers]
@@ -106,12 +121,16 @@ def label_shard(
     abstain_threshold: float | None = None,
     abstain_class: str = "unclear",
     batch_size: int = 64,
+    workers: int = 0,
+    stats: LoaderStats | None = None,
 ) -> pa.Table:
     """Classifier probabilities per valid person; below ``abstain_threshold`` the label is ``abstain_class``."""
     boxes = valid_boxes(boxes_table)
     person_rows: list[dict[str, Any]] = []
-    for batch in chunked(((box, crop(image, box)) for box, image in iter_person_images(source, boxes)), batch_size):
-        probabilities = classifier.predict_proba([c for _, c in batch])
+    images = iter_person_images(source, boxes, workers=workers, stats=stats)
+    for batch in chunked(((box, crop(image, box)) for box, image in images), batch_size):
+        with _model_time(stats):
+            probabilities = classifier.predict_proba([c for _, c in batch])
         for (box, _), p in zip(batch, probabilities, strict=True):
             best = int(p.argmax())
             label = classes[best]
@@ -135,13 +154,15 @@ def highlight(image: Image.Image, box: PersonBox, width: int = 3) -> Image.Image
 
 
 def caption_shard(
-    source: ShardSource, boxes_table: pa.Table, captioner: Any, *, max_new_tokens: int, batch_size: int = 8
+    source: ShardSource, boxes_table: pa.Table, captioner: Any, *, max_new_tokens: int, batch_size: int = 8,
+    workers: int = 0, stats: LoaderStats | None = None,
 ) -> pa.Table:
     boxes = valid_boxes(boxes_table)
     person_rows: list[dict[str, Any]] = []
-    marked = ((box, highlight(image, box)) for box, image in iter_person_images(source, boxes))
-    for batch in chunked(marked, batch_size):
-        captions = captioner.generate([m for _, m in batch], [CAPTION_PROMPT] * len(batch), max_new_tokens)
+    images = iter_person_images(source, boxes, workers=workers, stats=stats)
+    for batch in chunked(((box, highlight(image, box)) for box, image in images), batch_size):
+        with _model_time(stats):
+            captions = captioner.generate([m for _, m in batch], [CAPTION_PROMPT] * len(batch), max_new_tokens)
         for (box, _), caption in zip(batch, captions, strict=True):
             person_rows.append({
                 "shard": source.key, "key": box.key, "box_id": box.box_id, "caption": caption, "status": "ok",

@@ -3,6 +3,14 @@
 Wiring only; the work is in person_detection.py, person_annotation.py and classifier_models.py. Every GPU
 step carries the `dagster-k8s/config` op tags, the `gpu` pool and a multi-shard backfill policy; every output
 row names the model and weights fingerprint that produced it.
+
+Each step decodes its shard's images in DataLoader workers (``loader_workers``) and reports per-batch throughput
+(images/s, batches, seconds waiting for input vs in the model) per shard and for the run. Assets that read the
+same images (gender and race votes; labels and captions) still decode them once each: sharing one decode would
+need one op materializing several assets (a multi_asset), which keeps the asset keys but renames the op, so run
+config (``ops.gender_votes.config``), per-asset settings and the per-asset `materialize_shards` results change;
+and a decoded-pixel cache cannot cross steps, which the k8s executor runs in separate pods. The repeated decode
+runs in the workers, overlapping the model, and is small next to an MLLM step.
 """
 
 from pathlib import Path
@@ -42,6 +50,7 @@ from laion_audit.defs.shard_runs import (
 )
 from laion_audit.annotation.person_annotation import caption_shard, label_shard, vote_shard
 from laion_audit.annotation.detection import DEFAULT_MIN_SIDE, detect_shard
+from laion_audit.annotation.throughput import LoaderStats, default_workers
 from laion_audit.models.registry import profile_default
 from laion_audit.ops.code_identity import code_identity_tags
 from laion_audit.ops.settings import Settings
@@ -53,6 +62,28 @@ from laion_audit.shards.sources import ShardNotFoundError
 # Failures that no retry can heal: the shard fails at once, named, and the others go on.
 SHARD_ERRORS = (UpstreamNotReadyError, ShardReadError, ShardNotFoundError)
 BOXES = "person_boxes"
+# Settings that change how fast a shard is computed, never its rows: left out of the recipe.
+RESULT_NEUTRAL = {"force", "batch_size", "loader_workers"}
+# Per-shard throughput fields, kept in the shard's marker and shown on its partition.
+THROUGHPUT = ("images_per_s", "input_wait_s", "model_s")
+
+
+def _workers(config) -> int:
+    return default_workers() if config.loader_workers is None else config.loader_workers
+
+
+def _shard_throughput(stats: LoaderStats) -> dict:
+    return {name: value for name, value in stats.as_metadata().items() if name in THROUGHPUT}
+
+
+def _with_run_throughput(events, stats: LoaderStats):
+    """The run's result, with the input pipeline's throughput over the shards this run computed."""
+    for event in events:
+        if isinstance(event, MaterializeResult):
+            metadata = {**(event.metadata or {}),
+                        **{f"pipeline_{name}": value for name, value in stats.as_metadata().items()}}
+            event = MaterializeResult(metadata=metadata, data_version=event.data_version, tags=event.tags)
+        yield event
 
 
 class PersonBoxesConfig(CheckedConfig):
@@ -63,13 +94,16 @@ class PersonBoxesConfig(CheckedConfig):
     max_det: int | None = None
     min_side: float = DEFAULT_MIN_SIDE
     batch_size: int = 16
+    # DataLoader processes decoding and letterboxing while the model runs; None: min(4, CPU count - 1); 0: none.
+    loader_workers: int | None = None
     force: bool = False
 
     def problems(self) -> list[str]:
         # min_side 0 would call zero-area boxes valid, and votes and labels cannot crop them.
         return (out_of_range("conf", self.conf, 0, 1, low_open=True) + out_of_range("iou", self.iou, 0, 1, low_open=True)
                 + out_of_range("imgsz", self.imgsz, 32) + out_of_range("max_det", self.max_det, 1)
-                + out_of_range("min_side", self.min_side, 0, low_open=True) + out_of_range("batch_size", self.batch_size, 1))
+                + out_of_range("min_side", self.min_side, 0, low_open=True) + out_of_range("batch_size", self.batch_size, 1)
+                + out_of_range("loader_workers", self.loader_workers, 0))
 
 
 def shard_recipe(asset: str, models: dict[str, str], settings: dict, upstream: dict[str, str]) -> Recipe:
@@ -97,7 +131,8 @@ def _person_boxes(gpu_asset: dict):
         store = shard_store.store()
         max_det = profile_default(models.profile, "max_det", config.max_det)
         detector = models.detector(conf=config.conf, iou=config.iou, imgsz=config.imgsz, max_det=max_det)
-        detection_settings = {**config.model_dump(exclude={"force", "batch_size"}), "max_det": max_det}
+        detection_settings = {**config.model_dump(exclude=RESULT_NEUTRAL), "max_det": max_det}
+        run_stats = LoaderStats()
 
         def process(shard: str):
             samples_version = upstream_version(store, "samples", shard)
@@ -105,20 +140,25 @@ def _person_boxes(gpu_asset: dict):
                                   {"samples": samples_version})
 
             def compute():
+                stats = LoaderStats()
                 table = detect_shard(shard_inputs.locate(shard), read_upstream(store, "samples", shard,
                                                                                samples_version),
-                                     detector, min_side=config.min_side, batch_size=config.batch_size)
+                                     detector, min_side=config.min_side, batch_size=config.batch_size,
+                                     workers=_workers(config), stats=stats)
+                run_stats.add(stats)
                 boxes = table.filter(table["box_id"].is_valid())
-                return table, {"persons": boxes.num_rows, "valid_persons": sum(boxes.column("valid").to_pylist())}
+                return table, {"persons": boxes.num_rows, "valid_persons": sum(boxes.column("valid").to_pylist()),
+                               **_shard_throughput(stats)}
 
             return write_shard(context, store, shard, recipe, compute, force=config.force)
 
-        yield from materialize_shards(
+        yield from _with_run_throughput(materialize_shards(
             context, process, shard_errors=SHARD_ERRORS,
             totals=("rows", "persons", "valid_persons", "errors", "upstream_errors"),
+            single_shard_metadata=THROUGHPUT,
             extra_metadata={"model": detector.name, "weights_sha256": detector.fingerprint[:16],
                             "random_weights": detector.random_weights},
-        )
+        ), run_stats)
 
     return person_boxes
 
@@ -128,10 +168,12 @@ class VotesConfig(CheckedConfig):
     seed: int = 0
     consensus_rule: Literal["unanimous_parseable", "unanimous_all", "majority"] = "unanimous_parseable"
     batch_size: int = 16
+    loader_workers: int | None = None  # image-decoding processes; None: min(4, CPU count - 1); 0: in process
     force: bool = False
 
     def problems(self) -> list[str]:
-        return out_of_range("sample_size", self.sample_size, 1) + out_of_range("batch_size", self.batch_size, 1)
+        return (out_of_range("sample_size", self.sample_size, 1) + out_of_range("batch_size", self.batch_size, 1)
+                + out_of_range("loader_workers", self.loader_workers, 0))
 
 
 def _votes_asset(question: str, gpu_asset: dict):
@@ -157,7 +199,8 @@ def _votes_asset(question: str, gpu_asset: dict):
         config.check(name)
         store = shard_store.store()
         members = {role: models.vlm(role) for role in MEMBER_ROLES}
-        vote_settings = config.model_dump(exclude={"force", "batch_size"})
+        vote_settings = config.model_dump(exclude=RESULT_NEUTRAL)
+        run_stats = LoaderStats()
 
         def process(shard: str):
             boxes_version = upstream_version(store, BOXES, shard)
@@ -165,17 +208,21 @@ def _votes_asset(question: str, gpu_asset: dict):
                                   {BOXES: boxes_version})
 
             def compute():
+                stats = LoaderStats()
                 table = vote_shard(shard_inputs.locate(shard), read_upstream(store, BOXES, shard, boxes_version),
                                    list(members.values()), question, sample_size=config.sample_size,
-                                   seed=config.seed, rule=config.consensus_rule, batch_size=config.batch_size)
+                                   seed=config.seed, rule=config.consensus_rule, batch_size=config.batch_size,
+                                   workers=_workers(config), stats=stats)
+                run_stats.add(stats)
                 crops = table.num_rows // len(members)
                 agreed = len({(r["key"], r["box_id"]) for r in table.to_pylist() if r["consensus"] is not None})
-                return table, {"crops": crops, "consensus_crops": agreed}
+                return table, {"crops": crops, "consensus_crops": agreed, **_shard_throughput(stats)}
 
             return write_shard(context, store, shard, recipe, compute, restricted=True, force=config.force)
 
-        yield from materialize_shards(context, process, shard_errors=SHARD_ERRORS,
-                                      totals=("crops", "consensus_crops"))
+        yield from _with_run_throughput(materialize_shards(
+            context, process, shard_errors=SHARD_ERRORS, totals=("crops", "consensus_crops"),
+            single_shard_metadata=THROUGHPUT), run_stats)
 
     return _votes
 
@@ -275,11 +322,13 @@ class LabelsConfig(CheckedConfig):
     # Below this top probability the label is "unclear" (paper: a race-classifier threshold, value not public).
     abstain_threshold: float | None = None
     batch_size: int = 64
+    loader_workers: int | None = None  # image-decoding processes; None: min(4, CPU count - 1); 0: in process
     force: bool = False
 
     def problems(self) -> list[str]:
-        return out_of_range("abstain_threshold", self.abstain_threshold, 0, 1) + out_of_range("batch_size",
-                                                                                           self.batch_size, 1)
+        return (out_of_range("abstain_threshold", self.abstain_threshold, 0, 1)
+                + out_of_range("batch_size", self.batch_size, 1)
+                + out_of_range("loader_workers", self.loader_workers, 0))
 
 
 def _labels_asset(question: str, classes: tuple[str, ...], gpu_asset: dict):
@@ -308,23 +357,26 @@ def _labels_asset(question: str, classes: tuple[str, ...], gpu_asset: dict):
         classifier = models.classifier(folder, fingerprint, classifier_role)
         backbone = models.current_models().classifier_meta(classifier_role).get("backbone_fingerprint")
         label_settings = {"abstain_threshold": config.abstain_threshold}
+        run_stats = LoaderStats()
 
         def process(shard: str):
             boxes_version = upstream_version(store, BOXES, shard)
             recipe = shard_recipe(name, {classifier_role: fingerprint}, label_settings, {BOXES: boxes_version})
 
             def compute():
+                stats = LoaderStats()
                 table = label_shard(shard_inputs.locate(shard), read_upstream(store, BOXES, shard, boxes_version),
                                     classifier, classes, abstain_threshold=config.abstain_threshold,
-                                    batch_size=config.batch_size)
+                                    batch_size=config.batch_size, workers=_workers(config), stats=stats)
+                run_stats.add(stats)
                 return table, {"persons": table.filter(table["box_id"].is_valid()).num_rows,
-                               "classifier_backbone": backbone}
+                               "classifier_backbone": backbone, **_shard_throughput(stats)}
 
             return write_shard(context, store, shard, recipe, compute, restricted=True, force=config.force)
 
-        yield from materialize_shards(context, process, shard_errors=SHARD_ERRORS,
-                                      totals=("rows", "persons", "errors", "upstream_errors"),
-                                      extra_metadata={"classifier_sha256": fingerprint[:16]})
+        yield from _with_run_throughput(materialize_shards(
+            context, process, shard_errors=SHARD_ERRORS, totals=("rows", "persons", "errors", "upstream_errors"),
+            single_shard_metadata=THROUGHPUT, extra_metadata={"classifier_sha256": fingerprint[:16]}), run_stats)
 
     return _labels
 
@@ -333,10 +385,12 @@ class CaptionsConfig(CheckedConfig):
     # None: the profile's value (paper: 256; tiny: 24).
     max_new_tokens: int | None = None
     batch_size: int = 8
+    loader_workers: int | None = None  # image-decoding processes; None: min(4, CPU count - 1); 0: in process
     force: bool = False
 
     def problems(self) -> list[str]:
-        return out_of_range("max_new_tokens", self.max_new_tokens, 1) + out_of_range("batch_size", self.batch_size, 1)
+        return (out_of_range("max_new_tokens", self.max_new_tokens, 1) + out_of_range("batch_size", self.batch_size, 1)
+                + out_of_range("loader_workers", self.loader_workers, 0))
 
 
 def _person_captions(gpu_asset: dict):
@@ -360,6 +414,7 @@ def _person_captions(gpu_asset: dict):
         store = shard_store.store()
         captioner = models.vlm("captioner")
         max_new_tokens = profile_default(models.profile, "caption_max_new_tokens", config.max_new_tokens)
+        run_stats = LoaderStats()
 
         def process(shard: str):
             boxes_version = upstream_version(store, BOXES, shard)
@@ -367,17 +422,22 @@ def _person_captions(gpu_asset: dict):
                                   {"max_new_tokens": max_new_tokens}, {BOXES: boxes_version})
 
             def compute():
+                stats = LoaderStats()
                 table = caption_shard(shard_inputs.locate(shard), read_upstream(store, BOXES, shard, boxes_version),
-                                      captioner, max_new_tokens=max_new_tokens, batch_size=config.batch_size)
-                return table, {"captions": table.filter(table["box_id"].is_valid()).num_rows}
+                                      captioner, max_new_tokens=max_new_tokens, batch_size=config.batch_size,
+                                      workers=_workers(config), stats=stats)
+                run_stats.add(stats)
+                return table, {"captions": table.filter(table["box_id"].is_valid()).num_rows,
+                               **_shard_throughput(stats)}
 
             return write_shard(context, store, shard, recipe, compute, restricted=True, force=config.force)
 
-        yield from materialize_shards(
+        yield from _with_run_throughput(materialize_shards(
             context, process, shard_errors=SHARD_ERRORS, totals=("rows", "captions", "errors", "upstream_errors"),
+            single_shard_metadata=THROUGHPUT,
             extra_metadata={"model": captioner.name, "weights_sha256": captioner.fingerprint[:16],
                             "random_weights": captioner.random_weights},
-        )
+        ), run_stats)
 
     return person_captions
 

@@ -24,21 +24,33 @@ from laion_audit.shards.sources import ShardSource
 ORIENTATION_INFO = "exif_orientation"
 
 
-def iter_images(source: ShardSource, keys: Iterable[str]) -> Iterator[tuple[str, Image.Image]]:
-    """Yield (key, upright RGB image) for each wanted key, in tar order.
+def iter_image_bytes(source: ShardSource, keys: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
+    """Yield (key, image member bytes, or None when the sample has no image member) per wanted key, in tar order.
 
-    The orientation applied is in ``image.info[ORIENTATION_INFO]``. The pixel limit is not checked again: the
-    keys come from the `samples` table, whose check used the run's configured ``max_image_pixels``.
+    The undecoded stream the DataLoader workers split between them (annotation/image_loader.py): reading the
+    tar is cheap next to decoding, so every worker reads it and decodes only its own share.
     """
     wanted = set(keys)
     if source.format != "webdataset" or not wanted:
         return
     for key, members in iter_tar_samples(source, ShardReadReport()):
-        if key not in wanted:
-            continue
-        data = image_member(members)
-        if data is None:
-            continue
-        image, orientation = decode_for_models(data)
-        image.info[ORIENTATION_INFO] = orientation
-        yield key, image
+        if key in wanted:
+            yield key, image_member(members)
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """`decode_for_models`, with the EXIF orientation applied left in ``image.info[ORIENTATION_INFO]``."""
+    image, orientation = decode_for_models(data)
+    image.info[ORIENTATION_INFO] = orientation
+    return image
+
+
+def iter_images(source: ShardSource, keys: Iterable[str]) -> Iterator[tuple[str, Image.Image]]:
+    """Yield (key, upright RGB image) for each wanted key, in tar order, decoding in this process.
+
+    The orientation applied is in ``image.info[ORIENTATION_INFO]``. The pixel limit is not checked again: the
+    keys come from the `samples` table, whose check used the run's configured ``max_image_pixels``.
+    """
+    for key, data in iter_image_bytes(source, keys):
+        if data is not None:
+            yield key, decode_image(data)
