@@ -31,12 +31,12 @@ in every run.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import os
 import re
 import tarfile
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,7 +47,6 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from webdataset.tariterators import base_plus_ext, meta_prefix, meta_suffix, tar_file_iterator
 
 from laion_audit.shards.chunking import chunked
 from laion_audit.shards.image_check import DEFAULT_MAX_IMAGE_PIXELS, VerifyMode, check_image
@@ -57,6 +56,7 @@ from laion_audit.shards.sources import ShardSource
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 DEFAULT_BATCH_ROWS = 2048
 MAX_MEMBER_EXAMPLES = 10
+_CHECK_BATCH = 16  # samples per task on the check pool: enough to amortise the hand-over, small for overlap
 
 
 class ShardReadError(RuntimeError):
@@ -155,18 +155,44 @@ def _batched(source: ShardSource, rows: Iterator[dict[str, Any]], size: int) -> 
 
 # ----------------------------------------------------------------------------------------------- webdataset
 
-# webdataset's own rules for members that are not sample files: its meta names and its default skip pattern.
-_SKIP_META = inspect.signature(tar_file_iterator).parameters["skip_meta"].default
+# webdataset's own rules (webdataset.tariterators, copied so that reading a shard does not import webdataset,
+# whose package imports torch): members named ``__*__`` are its metadata, ``skip_meta`` is the default pattern
+# of ``tar_file_iterator``, and ``base_plus_ext`` splits a name into key and extensions at the first dot of its
+# last path component. A test compares these with webdataset's own.
+WDS_META_PREFIX = WDS_META_SUFFIX = "__"
+WDS_SKIP_META = r"__[^/]*__($|/)"
+_SKIP_META_RE = re.compile(WDS_SKIP_META)
+_BASE_PLUS_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")  # no flags: exactly re.match as webdataset
+
+
+def base_plus_ext(path: str) -> tuple[str, str] | tuple[None, None]:
+    """(key, extensions) as webdataset's ``base_plus_ext`` splits a member name; (None, None) if not key.ext."""
+    match = _BASE_PLUS_EXT.match(path)
+    if not match:
+        return None, None
+    return match.group(1), match.group(2)
+
+
+def is_webdataset_meta(name: str) -> bool:
+    return ("/" not in name and name.startswith(WDS_META_PREFIX) and name.endswith(WDS_META_SUFFIX)) or bool(
+        _SKIP_META_RE.match(name)
+    )
+
 _INCOMPLETE_KINDS = frozenset(("missing_image", "missing_caption", "missing_json"))
 _MEMBER_TYPES = {tarfile.DIRTYPE: "directory", tarfile.SYMTYPE: "symlink", tarfile.LNKTYPE: "hard link",
                  tarfile.FIFOTYPE: "fifo", tarfile.CHRTYPE: "device", tarfile.BLKTYPE: "device"}
 
 
 class _WatchedTarInfo(tarfile.TarInfo):
-    """Records on the archive why its member list ended.
+    """Records on the archive why its member list ended, and parses plain headers quickly.
 
     tarfile's stream reader ends the list without a word at a zero block (the end-of-archive marker), at the end
     of the file, inside a header and at a header it cannot parse; only the first is a complete archive.
+
+    Almost every header of a shard is a plain regular file (ustar or GNU, no name prefix, octal numbers, a good
+    checksum); `_plain_header` reads those at a fraction of tarfile's cost, giving the same TarInfo. Anything
+    else (long names, pax, base-256 numbers, bad checksums, directories, links) goes to tarfile's own parser,
+    so its rules and its errors stay exactly as they were.
     """
 
     @classmethod
@@ -177,20 +203,127 @@ class _WatchedTarInfo(tarfile.TarInfo):
             archive.laion_audit_end = exc
             raise
 
+    @classmethod
+    def frombuf(cls, buf, encoding, errors):
+        info = _plain_header(cls, buf, encoding, errors)
+        return info if info is not None else super().frombuf(buf, encoding, errors)
+
+
+_OCTAL_DIGITS = b"01234567"
+_NUMERIC_FIELDS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (148, 156), (329, 337), (337, 345))
+
+
+def _plain_octal(field: bytes) -> int | None:
+    """A numeric header field of octal digits (space-padded, NUL-terminated) as tarfile's ``nti`` reads it; None
+    for anything else (base-256, other characters), which tarfile's parser then judges."""
+    digits = field.split(b"\0", 1)[0].strip(b" ")
+    if digits.translate(None, _OCTAL_DIGITS):
+        return None
+    return int(digits, 8) if digits else 0
+
+
+def _plain_header(cls: type[tarfile.TarInfo], buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo | None:
+    """The TarInfo ``TarInfo.frombuf`` would build for a plain regular-file header; None for any other block."""
+    if len(buf) != tarfile.BLOCKSIZE or buf[156:157] not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+        return None
+    if buf[0] == 0 or buf[345] != 0:  # no name (maybe a zero block), or a ustar name prefix
+        return None
+    numbers = [_plain_octal(buf[start:end]) for start, end in _NUMERIC_FIELDS]
+    if None in numbers:
+        return None
+    mode, uid, gid, size, mtime, chksum, devmajor, devminor = numbers
+    if chksum != 256 + sum(buf[:148]) + sum(buf[156:]):  # the unsigned sum; tarfile also tries the signed one
+        return None
+    name = buf[:100].split(b"\0", 1)[0].decode(encoding, errors)
+    if name.endswith("/"):  # a directory written as an old-style regular file
+        return None
+    info = cls(name)
+    info.mode, info.uid, info.gid, info.size, info.mtime, info.chksum = mode, uid, gid, size, mtime, chksum
+    info.devmajor, info.devminor = devmajor, devminor
+    info.type = buf[156:157]
+    info.linkname = buf[157:257].split(b"\0", 1)[0].decode(encoding, errors)
+    info.uname = buf[265:297].split(b"\0", 1)[0].decode(encoding, errors)
+    info.gname = buf[297:329].split(b"\0", 1)[0].decode(encoding, errors)
+    return info
+
+
+# The first bytes of the compressed streams tarfile's "r|*" recognises (its _StreamProxy).
+_COMPRESSED_MAGIC = (b"\x1f\x8b\x08", b"BZh", b"\x5d\x00\x00\x80", b"\xfd7zXZ")
+
 
 class _ShardFile:
-    """The shard file for tarfile, with a repr that names the file (no memory address in any message)."""
+    """The shard file as tarfile reads a stream: forward only, with a position; its repr names the file (no
+    memory address in any message).
+
+    An uncompressed tar is read from it directly (tarfile's own stream layer copies every block once more);
+    a compressed one goes through tarfile's stream mode, which reads it with ``read`` alone.
+    """
 
     def __init__(self, fileobj: Any, url: str):
         self._fileobj, self._url = fileobj, url
+        self._pos = 0
+        self._head = b""
+
+    def peek_head(self, size: int) -> bytes:
+        while len(self._head) < size:
+            more = self._fileobj.read(size - len(self._head))
+            if not more:
+                break
+            self._head += more
+        return self._head
 
     def read(self, size: int = -1) -> bytes:
-        return self._fileobj.read(size)
+        if size is None or size < 0:
+            data = self._head + self._fileobj.read()
+            self._head = b""
+        else:
+            parts = [self._head[:size]]
+            self._head = self._head[size:]
+            got = len(parts[0])
+            while got < size:  # a remote file may return less than asked before its end
+                more = self._fileobj.read(size - got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or pos < self._pos:
+            raise tarfile.StreamError("seeking backwards is not allowed")
+        while self._pos < pos:
+            if not self.read(min(pos - self._pos, 1 << 20)):
+                break
+        return self._pos
 
     def __repr__(self) -> str:
         return f"<shard file {self._url}>"
 
     __str__ = __repr__
+
+
+def _open_tar(shard: _ShardFile) -> tarfile.TarFile:
+    if shard.peek_head(8).startswith(_COMPRESSED_MAGIC):
+        return tarfile.open(fileobj=shard, mode="r|*", tarinfo=_WatchedTarInfo)
+    return tarfile.TarFile(fileobj=shard, mode="r", tarinfo=_WatchedTarInfo)
+
+
+def _member_bytes(archive: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    """The member's data, read straight from the stream (as tarfile's extractfile reads it, one copy less)."""
+    if info.sparse is not None:
+        return archive.extractfile(info).read()
+    stream = archive.fileobj
+    if stream.tell() != info.offset_data:
+        stream.seek(info.offset_data)
+    data = stream.read(info.size)
+    if len(data) != info.size:
+        raise tarfile.ReadError("unexpected end of data")
+    return data
 
 
 def _tar_members(source: ShardSource, report: ShardReadReport) -> Iterator[tuple[str, str, str, bytes]]:
@@ -207,7 +340,7 @@ def _tar_members(source: ShardSource, report: ShardReadReport) -> Iterator[tuple
         raise ShardReadError(f"cannot open shard file {source.url}: {stable_text(exc)}") from exc
     with fileobj:
         try:
-            archive = tarfile.open(fileobj=_ShardFile(fileobj, source.url), mode="r|*", tarinfo=_WatchedTarInfo)
+            archive = _open_tar(_ShardFile(fileobj, source.url))
         except Exception as exc:
             raise ShardReadError(
                 f"cannot open shard file {source.url} as a tar archive: {type(exc).__name__}: {stable_text(exc)}"
@@ -223,12 +356,11 @@ def _tar_members(source: ShardSource, report: ShardReadReport) -> Iterator[tuple
                 report.truncated = f"tar ends after member {_shown(last)}: {stable_text(exc)}"
                 return
             last = name = info.name
+            archive.members = []  # read as a stream: keep no history
             if not info.isreg():
                 report.note_unrecognized(name, _MEMBER_TYPES.get(info.type, f"tar type {info.type!r}"))
                 continue
-            if ("/" not in name and name.startswith(meta_prefix) and name.endswith(meta_suffix)) or (
-                _SKIP_META is not None and re.match(_SKIP_META, name)
-            ):
+            if is_webdataset_meta(name):
                 report.note_unrecognized(name, "webdataset metadata")
                 continue
             key, ext = base_plus_ext(name)
@@ -236,12 +368,11 @@ def _tar_members(source: ShardSource, report: ShardReadReport) -> Iterator[tuple
                 report.note_unrecognized(name, "not key.ext")
                 continue
             try:
-                data = archive.extractfile(info).read()
+                data = _member_bytes(archive, info)
             except Exception as exc:
                 report.truncated = f"tar ends inside member {_shown(name)}: {stable_text(exc)}"
                 report.cut_member = name
                 return
-            archive.members = []  # stream mode: keep no history
             report.members_read += 1
             yield name, key, ext, data
         end = getattr(archive, "laion_audit_end", None)
@@ -346,15 +477,41 @@ def _tar_samples(source: ShardSource, report: ShardReadReport) -> Iterator[_TarS
 def _tar_rows(
     source: ShardSource, options: ReaderOptions, report: ShardReadReport
 ) -> Iterator[tuple[_TarSample, dict[str, Any]]]:
-    """(sample, row) in tar order. Image checks run on a thread pool: PIL and hashlib release the GIL."""
+    """(sample, row) in tar order.
+
+    Reading and checking overlap: batches of samples go to a thread pool as the tar is read (PIL's decoder and
+    hashlib release the GIL), at most a few batches per worker in flight so memory stays bounded, and rows come
+    back in tar order.
+    """
+    batch_size = _CHECK_BATCH
+    in_flight: deque[tuple[list[_TarSample], Any]] = deque()
+    limit = 2 * max(1, options.workers)
+
+    def check(batch: list[_TarSample]) -> list[dict[str, Any]]:
+        return [_checked_tar_row(source, sample, options, report) for sample in batch]
+
+    def done() -> Iterator[tuple[_TarSample, dict[str, Any]]]:
+        batch, future = in_flight.popleft()
+        yield from zip(batch, future.result())
+
     pending: tuple[_TarSample, dict[str, Any]] | None = None
-    with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        for chunk in chunked(_tar_samples(source, report), 16 * options.workers):
-            rows = list(pool.map(lambda sample: _checked_tar_row(source, sample, options, report), chunk))
-            if pending is not None:
-                yield pending
-            yield from zip(chunk[:-1], rows[:-1])
-            pending = chunk[-1], rows[-1]
+    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+        try:
+            for batch in chunked(_tar_samples(source, report), batch_size):
+                in_flight.append((batch, pool.submit(check, batch)))
+                while len(in_flight) > limit:
+                    for item in done():
+                        if pending is not None:
+                            yield pending
+                        pending = item
+            while in_flight:
+                for item in done():
+                    if pending is not None:
+                        yield pending
+                    pending = item
+        finally:
+            for _, future in in_flight:
+                future.cancel()
     if pending is None:
         return
     # A truncation is known only once iteration has ended. It belongs to the last sample when the tar was cut
