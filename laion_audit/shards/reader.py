@@ -140,10 +140,17 @@ def read_samples(
         raise ValueError(f"unknown shard format {source.format!r}")
 
 
+_SCHEMA_COLUMNS = [(f.name, f.type) for f in SAMPLES_SCHEMA]
+
+
 def _batched(source: ShardSource, rows: Iterator[dict[str, Any]], size: int) -> Iterator[pa.Table]:
     for chunk in chunked(rows, size):
         try:
-            table = pa.Table.from_pylist(chunk, schema=SAMPLES_SCHEMA)
+            # Column by column: several times cheaper than from_pylist's row-by-row conversion.
+            table = pa.Table.from_arrays(
+                [pa.array([row.get(name) for row in chunk], type) for name, type in _SCHEMA_COLUMNS],
+                schema=SAMPLES_SCHEMA,
+            )
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
             # Every value is coerced per row, so this is a bug; still, say which file and which samples.
             raise ShardReadError(
@@ -216,7 +223,10 @@ _NUMERIC_FIELDS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (
 def _plain_octal(field: bytes) -> int | None:
     """A numeric header field of octal digits (space-padded, NUL-terminated) as tarfile's ``nti`` reads it; None
     for anything else (base-256, other characters), which tarfile's parser then judges."""
-    digits = field.split(b"\0", 1)[0].strip(b" ")
+    digits = field.partition(b"\0")[0]
+    if digits.isdigit():  # the usual zero-padded field
+        return None if b"8" in digits or b"9" in digits else int(digits, 8)
+    digits = digits.strip(b" ")
     if digits.translate(None, _OCTAL_DIGITS):
         return None
     return int(digits, 8) if digits else 0
@@ -261,6 +271,7 @@ class _ShardFile:
 
     def __init__(self, fileobj: Any, url: str):
         self._fileobj, self._url = fileobj, url
+        self._read = fileobj.read
         self._pos = 0
         self._head = b""
 
@@ -273,6 +284,12 @@ class _ShardFile:
         return self._head
 
     def read(self, size: int = -1) -> bytes:
+        if not self._head and size is not None and size >= 0:
+            data = self._read(size)
+            if len(data) == size:
+                self._pos += size
+                return data
+            self._head = data  # short: the loop below asks for the rest
         if size is None or size < 0:
             data = self._head + self._fileobj.read()
             self._head = b""
@@ -544,9 +561,13 @@ def _add_error(row: dict[str, Any], kind: str, message: str) -> None:
     row["status"] = STATUS_ERROR
 
 
-def _lookup(meta: dict[str, Any], *names: str) -> tuple[str, Any]:
+def _lowered(meta: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """lower-case key -> (key as spelled, value); for a repeated spelling the last one wins, as before."""
+    return {k.lower(): (k, v) for k, v in meta.items()}
+
+
+def _lookup_lowered(lowered: dict[str, tuple[str, Any]], *names: str) -> tuple[str, Any]:
     """(the key as spelled in the json, its value) for the first of ``names`` present, case-insensitively."""
-    lowered = {k.lower(): (k, v) for k, v in meta.items()}
     for name in names:
         if name.lower() in lowered:
             return lowered[name.lower()]
@@ -799,8 +820,9 @@ def _tar_row(
         except RecursionError:  # thousands of nested arrays/objects
             _add_error(row, "malformed_json", "malformed .json: nested too deeply to parse")
 
+    lowered = _lowered(meta)
     for column, names in _JSON_FIELDS:
-        name, raw = _lookup(meta, *names)
+        name, raw = _lookup_lowered(lowered, *names)
         row[column], problem = _COERCERS[SAMPLES_SCHEMA.field(column).type](raw)
         if problem:
             _add_error(row, problem[0], f".json {name}: {problem[1]}")
@@ -822,7 +844,7 @@ def _tar_row(
     data = members[image_ext]
     digest = hashlib.sha256(data).hexdigest()
     row.update(image_member=printable_key(sample.names[image_ext]), image_bytes=len(data), sha256=digest)
-    _, declared = _lookup(meta, "sha256")
+    _, declared = _lookup_lowered(lowered, "sha256")
     # Only a clean string is compared (a lone surrogate could not go into the error text).
     declared = coerce_str(declared)[0] if isinstance(declared, str) else None
     if declared and declared.lower() != digest:
