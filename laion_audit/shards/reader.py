@@ -196,10 +196,6 @@ class _WatchedTarInfo(tarfile.TarInfo):
     tarfile's stream reader ends the list without a word at a zero block (the end-of-archive marker), at the end
     of the file, inside a header and at a header it cannot parse; only the first is a complete archive.
 
-    Almost every header of a shard is a plain regular file (ustar or GNU, no name prefix, octal numbers, a good
-    checksum); `_plain_header` reads those at a fraction of tarfile's cost, giving the same TarInfo. Anything
-    else (long names, pax, base-256 numbers, bad checksums, directories, links) goes to tarfile's own parser,
-    so its rules and its errors stay exactly as they were.
     """
 
     @classmethod
@@ -209,11 +205,6 @@ class _WatchedTarInfo(tarfile.TarInfo):
         except tarfile.HeaderError as exc:
             archive.laion_audit_end = exc
             raise
-
-    @classmethod
-    def frombuf(cls, buf, encoding, errors):
-        info = _plain_header(cls, buf, encoding, errors)
-        return info if info is not None else super().frombuf(buf, encoding, errors)
 
 
 _OCTAL_DIGITS = b"01234567"
@@ -265,56 +256,65 @@ class _ShardFile:
     """The shard file as tarfile reads a stream: forward only, with a position; its repr names the file (no
     memory address in any message).
 
-    An uncompressed tar is read from it directly (tarfile's own stream layer copies every block once more);
-    a compressed one goes through tarfile's stream mode, which reads it with ``read`` alone.
+    The file is read in large blocks and served from memory: tarfile asks for every 512-byte header and every
+    member on its own, and each of those reads, if it went to the file, would give up the GIL and wait to get it
+    back from the checking threads. An uncompressed tar is read from here directly (tarfile's own stream layer
+    would copy every block once more); a compressed one goes through tarfile's stream mode, which only calls
+    ``read``.
     """
+
+    BLOCK = 4 << 20
 
     def __init__(self, fileobj: Any, url: str):
         self._fileobj, self._url = fileobj, url
-        self._read = fileobj.read
-        self._pos = 0
-        self._head = b""
+        self._buf = b""
+        self._at = 0  # position of the next byte in _buf
+        self._pos = 0  # bytes handed out so far
+        self._eof = False
+
+    def _fill(self, size: int) -> None:
+        """Make ``size`` bytes available from ``_at`` unless the file ends first."""
+        parts = [self._buf[self._at:]]
+        have = len(parts[0])
+        while have < size and not self._eof:
+            more = self._fileobj.read(max(self.BLOCK, size - have))
+            if not more:  # a remote file may also return less than asked before its end
+                self._eof = True
+                break
+            parts.append(more)
+            have += len(more)
+        self._buf, self._at = b"".join(parts), 0
 
     def peek_head(self, size: int) -> bytes:
-        while len(self._head) < size:
-            more = self._fileobj.read(size - len(self._head))
-            if not more:
-                break
-            self._head += more
-        return self._head
+        if len(self._buf) - self._at < size:
+            self._fill(size)
+        return self._buf[self._at:self._at + size]
 
     def read(self, size: int = -1) -> bytes:
-        if not self._head and size is not None and size >= 0:
-            data = self._read(size)
-            if len(data) == size:
-                self._pos += size
-                return data
-            self._head = data  # short: the loop below asks for the rest
         if size is None or size < 0:
-            data = self._head + self._fileobj.read()
-            self._head = b""
+            data = self._buf[self._at:] + self._fileobj.read()
+            self._buf, self._at, self._eof = b"", 0, True
         else:
-            parts = [self._head[:size]]
-            self._head = self._head[size:]
-            got = len(parts[0])
-            while got < size:  # a remote file may return less than asked before its end
-                more = self._fileobj.read(size - got)
-                if not more:
-                    break
-                parts.append(more)
-                got += len(more)
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            if len(self._buf) - self._at < size:
+                self._fill(size)
+            data = self._buf[self._at:self._at + size]
+            self._at += len(data)
         self._pos += len(data)
         return data
 
     def tell(self) -> int:
         return self._pos
 
+    def unread(self, size: int) -> None:
+        """Give back the last ``size`` bytes read (at most one read's worth, which is still in the buffer)."""
+        self._at -= size
+        self._pos -= size
+
     def seek(self, pos: int, whence: int = 0) -> int:
         if whence != 0 or pos < self._pos:
             raise tarfile.StreamError("seeking backwards is not allowed")
         while self._pos < pos:
-            if not self.read(min(pos - self._pos, 1 << 20)):
+            if not self.read(min(pos - self._pos, self.BLOCK)):
                 break
         return self._pos
 
@@ -324,10 +324,42 @@ class _ShardFile:
     __str__ = __repr__
 
 
+class _ShardTar(tarfile.TarFile):
+    """An uncompressed tar read as a stream, with plain headers read quickly.
+
+    Almost every header of a shard is a plain regular file (ustar or GNU, no name prefix, octal numbers, a good
+    checksum); `_plain_header` reads those at a fraction of the cost of tarfile's ``next``, giving the same
+    TarInfo at the same offsets. Any other block (long names, pax, base-256 numbers, bad checksums, zero
+    blocks, directories, links, the end of the file) is given back and read by tarfile itself, so its rules
+    and its errors stay exactly as they were. Members are not kept (``members`` stays empty).
+    """
+
+    def next(self):
+        shard = self.fileobj
+        if self.firstmember is not None or self.pax_headers:
+            return super().next()
+        if self.offset != shard.tell():  # the padding after the last member's data, as tarfile skips it
+            if self.offset == 0:
+                return None
+            shard.seek(self.offset - 1)
+            if not shard.read(1):
+                raise tarfile.ReadError("unexpected end of data")
+        block = shard.read(tarfile.BLOCKSIZE)
+        info = _plain_header(self.tarinfo, block, self.encoding, self.errors)
+        if info is None:
+            shard.unread(len(block))
+            return super().next()
+        info.offset = self.offset
+        info.offset_data = self.offset + tarfile.BLOCKSIZE
+        info.pax_headers = {}
+        self.offset = info.offset_data + info._block(info.size)
+        return info
+
+
 def _open_tar(shard: _ShardFile) -> tarfile.TarFile:
     if shard.peek_head(8).startswith(_COMPRESSED_MAGIC):
         return tarfile.open(fileobj=shard, mode="r|*", tarinfo=_WatchedTarInfo)
-    return tarfile.TarFile(fileobj=shard, mode="r", tarinfo=_WatchedTarInfo)
+    return _ShardTar(fileobj=shard, mode="r", tarinfo=_WatchedTarInfo)
 
 
 def _member_bytes(archive: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
