@@ -208,6 +208,10 @@ class _WatchedTarInfo(tarfile.TarInfo):
 
 
 _OCTAL_DIGITS = b"01234567"
+# The numeric fields as Python's tarfile and GNU tar write them (mode, uid, gid, size, mtime, checksum), and
+# their device fields (octal or all NUL): matched in one go, anything else field by field.
+_USUAL_NUMBERS = re.compile(rb"([0-7]{7})\0([0-7]{7})\0([0-7]{7})\0([0-7]{11})\0([0-7]{11})\0([0-7]{6})\0 ")
+_USUAL_DEVICE = re.compile(rb"(?:[0-7]{7}\0|\0{8}){2}")
 _NUMERIC_FIELDS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (148, 156), (329, 337), (337, 345))
 
 
@@ -229,9 +233,14 @@ def _plain_header(cls: type[tarfile.TarInfo], buf: bytes, encoding: str, errors:
         return None
     if buf[0] == 0 or buf[345] != 0:  # no name (maybe a zero block), or a ustar name prefix
         return None
-    numbers = [_plain_octal(buf[start:end]) for start, end in _NUMERIC_FIELDS]
-    if None in numbers:
-        return None
+    usual = _USUAL_NUMBERS.match(buf, 100)
+    if usual is not None and _USUAL_DEVICE.match(buf, 329):
+        numbers = [int(digits, 8) for digits in usual.groups()]
+        numbers += [_plain_octal(buf[start:end]) for start, end in _NUMERIC_FIELDS[6:]]
+    else:
+        numbers = [_plain_octal(buf[start:end]) for start, end in _NUMERIC_FIELDS]
+        if None in numbers:
+            return None
     mode, uid, gid, size, mtime, chksum, devmajor, devminor = numbers
     if chksum != 256 + sum(buf[:148]) + sum(buf[156:]):  # the unsigned sum; tarfile also tries the signed one
         return None
