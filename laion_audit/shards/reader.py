@@ -610,8 +610,9 @@ def _lowered(meta: dict[str, Any]) -> dict[str, tuple[str, Any]]:
 def _lookup_lowered(lowered: dict[str, tuple[str, Any]], *names: str) -> tuple[str, Any]:
     """(the key as spelled in the json, its value) for the first of ``names`` present, case-insensitively."""
     for name in names:
-        if name.lower() in lowered:
-            return lowered[name.lower()]
+        found = lowered.get(name.lower())
+        if found is not None:
+            return found
     return names[0], None
 
 
@@ -638,6 +639,9 @@ class _HugeNumber:
 def _json_float(text: str) -> float | _HugeNumber:
     number = float(text)
     return number if math.isfinite(number) else _HugeNumber(text)
+
+
+_JSON = json.JSONDecoder(parse_float=_json_float)  # what json.loads(text, parse_float=...) builds per call
 
 
 def _short_str(text: str, limit: int = 40) -> str:
@@ -808,6 +812,9 @@ _JSON_FIELDS = (
 )
 
 
+_JSON_COERCERS = [(column, names, _COERCERS[SAMPLES_SCHEMA.field(column).type]) for column, names in _JSON_FIELDS]
+
+
 def _checked_tar_row(
     source: ShardSource, sample: _TarSample, options: ReaderOptions, report: ShardReadReport
 ) -> dict[str, Any]:
@@ -852,7 +859,7 @@ def _tar_row(
         _add_error(row, "missing_json", "no .json member")
     else:
         try:
-            parsed = json.loads(members["json"].decode("utf-8"), parse_float=_json_float)
+            parsed = _JSON.decode(members["json"].decode("utf-8"))
             if not isinstance(parsed, dict):
                 raise ValueError(f"expected a JSON object, got {type(parsed).__name__}")
             meta = parsed
@@ -862,9 +869,9 @@ def _tar_row(
             _add_error(row, "malformed_json", "malformed .json: nested too deeply to parse")
 
     lowered = _lowered(meta)
-    for column, names in _JSON_FIELDS:
+    for column, names, coerce in _JSON_COERCERS:
         name, raw = _lookup_lowered(lowered, *names)
-        row[column], problem = _COERCERS[SAMPLES_SCHEMA.field(column).type](raw)
+        row[column], problem = coerce(raw)
         if problem:
             _add_error(row, problem[0], f".json {name}: {problem[1]}")
 
