@@ -39,7 +39,6 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 Z95 = 1.959963984540054
 # Smallest count of people a published demographic cell may show; smaller cells stay in restricted storage.
@@ -423,6 +422,8 @@ def sentiment_by_group(
         pop_var = np.clip(swx2 / sw - mean * mean, 0.0, None)
         var = pop_var * ne / (ne - 1.0)
         se = np.sqrt(var / ne)
+        from scipy import stats  # here, not at the top: scipy.stats is 0.5 s of every run's start-up
+
         tq = np.where(ne > 1, stats.t.ppf(0.975, np.where(ne > 1, ne - 1.0, 1.0)), np.nan)
         c_low = np.where(ne > 1, mean - tq * se, np.nan)
         c_high = np.where(ne > 1, mean + tq * se, np.nan)
