@@ -12,11 +12,16 @@ problem. NaN is read as a missing value. Parquet columns of the expected types t
 batch with an odd column goes value by value.
 
 Tar members are filtered and named by webdataset's rules (regular files only, its metadata names skipped,
-``base_plus_ext`` keys, lower-cased extensions) so keys are those the training loaders see; the archive is read
-with tarfile's stream reader directly so that how it ended is known: a tar cut exactly at a 512-byte header
-boundary has no end-of-archive marker and is reported as truncated, not read as complete. Members that are not
-``key.ext`` are counted in the report. Grouping is done here so that a truncation can be pinned on the sample it
-cut.
+``base_plus_ext`` keys, lower-cased extensions; copied here, since importing webdataset imports torch) so keys
+are those the training loaders see; the archive is read as a stream with tarfile's rules so that how it ended is
+known: a tar cut exactly at a 512-byte header boundary has no end-of-archive marker and is reported as
+truncated, not read as complete. Plain regular-file headers, nearly all of a shard, are parsed here and every
+other header by tarfile itself (`_ShardTar`). Members that are not ``key.ext`` are counted in the report.
+Grouping is done here so that a truncation can be pinned on the sample it cut.
+
+Throughput: the file is read in large blocks, and image checks (PIL's decoder and hashlib release the GIL) run
+on a thread pool while the tar is read, a bounded number of batches ahead; rows become arrow columns, not
+per-row conversions.
 
 img2dataset's sidecars beside a tar (``NNNNN.parquet`` with every key and its status, ``NNNNN_stats.json`` with
 the counts) say what the tar should hold. Every key the parquet lists as downloaded ("success") but the tar
