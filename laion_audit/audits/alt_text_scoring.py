@@ -22,12 +22,15 @@ of matchers per worker, built once in the initializer) for every shard of a run.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 from typing import Any
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .text_matching import TermMatcher, lower_all
 
@@ -91,17 +94,36 @@ class _Scorer:
         return out
 
     def nsfw(self, lowered: Sequence[str | None]) -> tuple[list[list[str]], list[list[str]]]:
-        # A word-mode hit is a substring hit, so the substring prefilter serves both modes.
-        candidates = self.nsfw_substring.candidates(lowered)
-        return (self.nsfw_substring.match_lowered(lowered, candidates),
-                self.nsfw_word.match_lowered(lowered, candidates))
+        # One prefilter pass serves both modes: the same terms, and a word-mode hit is a substring hit.
+        present = self.nsfw_substring.present(lowered)
+        return self.nsfw_substring.match_lowered(lowered, present), self.nsfw_word.match_lowered(lowered, present)
 
     def chunk(self, captions: Sequence[str], urls: Sequence[str | None]) -> tuple:
         """Scores and hits of distinct captions (all non-blank) and NSFW hits of URLs."""
-        lowered = lower_all(captions)
-        text_sub, text_word = self.nsfw(lowered)
-        url_sub, url_word = self.nsfw(lower_all(urls))
-        return self.vader(captions), self.crime.match_lowered(lowered), text_sub, text_word, url_sub, url_word
+        with _collector_paused():
+            lowered = lower_all(captions)
+            text_sub, text_word = self.nsfw(lowered)
+            url_sub, url_word = self.nsfw(lower_all(urls))
+            crime = self.crime.match_lowered(lowered)
+        return self.vader(captions), crime, text_sub, text_word, url_sub, url_word
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Pause the cyclic garbage collector around allocation-heavy code that creates no reference cycles.
+
+    Matching and table assembly allocate tens of thousands of small lists; the collections they trigger walk
+    the whole heap (VADER's lexicon included) and, measured, cost as much as the matching itself. Nothing
+    allocated here can form a cycle, so reference counting frees it all the same.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 _worker: _Scorer | None = None
@@ -119,10 +141,6 @@ def _worker_chunk(captions: Sequence[str], urls: Sequence[str | None]) -> tuple:
 
 def _has_caption(caption: str | None) -> bool:
     return caption is not None and caption.strip() != ""
-
-
-def _column(table: pa.Table, name: str) -> list:
-    return table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
 
 
 def _split(items: list, n: int) -> list[list]:
@@ -183,62 +201,86 @@ class AltTextScorer:
         caption_chunks += [[]] * (width - len(caption_chunks))
         url_chunks += [[]] * (width - len(url_chunks))
         columns: list[list] = [[] for _ in range(6)]
-        for part in self._pool.map(_worker_chunk, caption_chunks, url_chunks):
-            for column, values in zip(columns, part):
-                column.extend(values)
+        with _collector_paused():  # unpickling the results allocates as much as matching did in the workers
+            for part in self._pool.map(_worker_chunk, caption_chunks, url_chunks):
+                for column, values in zip(columns, part):
+                    column.extend(values)
         return columns
 
     def score(self, samples: pa.Table) -> pa.Table:
-        """One row per ``samples`` row (same order) with the columns of ``ALT_TEXT_SCORES_SCHEMA``."""
-        captions = _column(samples, "caption")
-        urls = _column(samples, "url")
-        has_caption = [_has_caption(c) for c in captions]
-        distinct = list(dict.fromkeys(c for c, h in zip(captions, has_caption) if h))
+        """One row per ``samples`` row (same order) with the columns of ``ALT_TEXT_SCORES_SCHEMA``.
+
+        Each distinct caption is scored once and the per-caption results are spread back to the rows with an
+        Arrow ``take``, so the parent's own work per row is a few C++ passes, not a Python loop.
+        """
+        captions = _string_column(samples, "caption").dictionary_encode()
+        dictionary = captions.dictionary.to_pylist()
+        # Blank captions count as absent (status no_caption), like null ones; the test is Python's str.strip.
+        position, distinct = [], []
+        for caption in dictionary:
+            if _has_caption(caption):
+                position.append(len(distinct))
+                distinct.append(caption)
+            else:
+                position.append(None)
+        absent = len(distinct)  # results get one extra entry at this index: "no caption"
+        position.append(absent)  # where a null caption's index lands after fill_null below
+        rows = pc.take(pa.array(position, pa.int32()).fill_null(absent),
+                       pc.fill_null(captions.indices, len(dictionary)))
+        urls = _string_column(samples, "url").to_pylist()
         vader, crime, text_sub, text_word, url_sub, url_word = self._run(distinct, urls)
-        position = {caption: i for i, caption in enumerate(distinct)}
-        rows = [position[c] if h else None for c, h in zip(captions, has_caption)]
+        with _collector_paused():
+            return self._table(samples, rows, absent, vader, crime, text_sub, text_word, url_sub, url_word)
 
-        neg, neu, pos, compound, negative, positive, status, error = ([] for _ in range(8))
-        nothing: list[str] = []
-        crime_col, sub_col, word_col = [], [], []
+    def _table(self, samples, rows, absent, vader, crime, text_sub, text_word, url_sub, url_word) -> pa.Table:
+
+        scored = [v if isinstance(v, tuple) else _NO_SCORES for v in vader] + [_NO_SCORES]
+        compound = [v[3] for v in scored]
         low, high = self.negative_threshold, self.positive_threshold
-        for i in rows:
-            if i is None:
-                result: tuple | str | None = None
-                crime_col.append(nothing), sub_col.append(nothing), word_col.append(nothing)
-            else:
-                result = vader[i]
-                crime_col.append(crime[i]), sub_col.append(text_sub[i]), word_col.append(text_word[i])
-            if isinstance(result, tuple):
-                neg.append(result[0]), neu.append(result[1]), pos.append(result[2]), compound.append(result[3])
-                negative.append(result[3] <= low), positive.append(result[3] >= high)
-                status.append(STATUS_OK), error.append(None)
-            else:
-                for column in (neg, neu, pos, compound, negative, positive):
-                    column.append(None)
-                status.append(STATUS_NO_CAPTION if result is None else STATUS_ERROR)
-                error.append(result)
-
-        data = {
-            "shard": _column(samples, "shard"),
-            "key": _column(samples, "key"),
-            "has_caption": has_caption,
-            "vader_neg": neg,
-            "vader_neu": neu,
-            "vader_pos": pos,
-            "vader_compound": compound,
-            "negative": negative,
-            "positive": positive,
-            "crime_terms": crime_col,
-            "crime_match": [bool(c) for c in crime_col],
-            "nsfw_text_substring": sub_col,
-            "nsfw_text_word": word_col,
-            "nsfw_url_substring": url_sub,
-            "nsfw_url_word": url_word,
-            "status": status,
-            "error": error,
+        per_caption = {
+            "vader_neg": pa.array([v[0] for v in scored], pa.float64()),
+            "vader_neu": pa.array([v[1] for v in scored], pa.float64()),
+            "vader_pos": pa.array([v[2] for v in scored], pa.float64()),
+            "vader_compound": pa.array(compound, pa.float64()),
+            "negative": pa.array([None if c is None else c <= low for c in compound], pa.bool_()),
+            "positive": pa.array([None if c is None else c >= high for c in compound], pa.bool_()),
+            "crime_terms": _list_array(crime + [[]]),
+            "crime_match": pa.array([bool(c) for c in crime] + [False], pa.bool_()),
+            "nsfw_text_substring": _list_array(text_sub + [[]]),
+            "nsfw_text_word": _list_array(text_word + [[]]),
+            "status": pa.array([STATUS_OK if isinstance(v, tuple) else STATUS_ERROR for v in vader]
+                               + [STATUS_NO_CAPTION], pa.string()),
+            "error": pa.array([v if isinstance(v, str) else None for v in vader] + [None], pa.string()),
         }
-        return pa.Table.from_pydict(data, schema=ALT_TEXT_SCORES_SCHEMA)
+        columns = {name: pc.take(values, rows) for name, values in per_caption.items()}
+        columns.update(
+            shard=_string_column(samples, "shard"),
+            key=_string_column(samples, "key"),
+            has_caption=pc.not_equal(rows, pa.scalar(absent, pa.int32())),
+            nsfw_url_substring=_list_array(url_sub),
+            nsfw_url_word=_list_array(url_word),
+        )
+        return pa.table([columns[f.name] for f in ALT_TEXT_SCORES_SCHEMA], schema=ALT_TEXT_SCORES_SCHEMA)
+
+
+_NO_SCORES = (None, None, None, None)
+
+
+def _string_column(table: pa.Table, name: str) -> pa.Array:
+    if name not in table.column_names:
+        return pa.nulls(table.num_rows, pa.string())
+    return table.column(name).combine_chunks().cast(pa.string())
+
+
+def _list_array(rows: list[list[str]]) -> pa.Array:
+    """list<string> from Python lists, mostly empty: offsets and flat values, not one conversion per row."""
+    offsets, flat, total = [0], [], 0
+    for row in rows:
+        if row:
+            flat.extend(row)
+            total += len(row)
+        offsets.append(total)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.string()))
 
 
 def score_alt_texts(

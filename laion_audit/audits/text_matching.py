@@ -5,17 +5,14 @@
 * ``word``: the term must not touch a word character on either side (``(?<!\\w)term(?!\\w)``), so multi-word
   terms match as phrases and punctuation-bearing terms such as ``f*ck`` are matched literally (escaped).
 
-Both modes lower-case the text and the terms and compare without ``re.IGNORECASE``, so a regex hit is exactly a
-``term in text.lower()`` hit (substring) and a hit's text is exactly the term. One combined alternation per
-matcher (longest term first) is scanned with a zero-width lookahead at every position, so overlapping hits
-("unisex" / "sex") are all seen in one pass; a shorter term that starts where a longer one matched ("hot" under
-"hot dog") is then checked with its own pattern at that position. The result equals testing each term on its
-own, which the tests check.
+Both modes lower-case the text and the terms and compare without ``re.IGNORECASE``, so a hit is exactly a
+``term in text.lower()`` hit (substring) or that plus the boundary test (word), and a hit's text is the term.
 
-Most captions hit no term, so columns are first narrowed with a multi-pattern substring prefilter (polars
-``str.contains_any``, an Aho-Corasick scan in Rust) over the lower-cased texts: a word-mode hit is also a
-substring hit of the same term in the same lower-cased text, so the prefilter never drops a row the exact
-matcher would report, and the regexes run only on the rows it keeps.
+Columns go through a multi-pattern prefilter first: one Aho-Corasick pass (polars ``str.extract_many``, in
+Rust, overlapping) lists the terms occurring in each lower-cased text as substrings. That list is the exact
+substring-mode answer; in word mode a hit is also a substring hit of the same term in the same lower-cased
+text, so only the listed terms of the listed rows get their boundary regex. Most captions hit nothing and
+cost no Python work beyond lower-casing. The result equals testing each term on its own, which the tests check.
 
 Exclusion phrases (``exclusions``) remove hits that are part of a longer name: an occurrence of a term counts
 only when it does not lie wholly inside an occurrence of an exclusion phrase (matched in the same mode), so
@@ -57,11 +54,11 @@ def lower_all(texts: Sequence[str | None]) -> list[str | None]:
     return [text.lower() if text else None for text in texts]
 
 
-def contains_any(lowered: Sequence[str | None], terms: Sequence[str]) -> list[bool]:
-    """Whether each (lower-cased) text contains any of ``terms`` as a plain substring: the prefilter."""
-    if not terms or not lowered:
+def contains_any(lowered: Sequence[str | None], phrases: Sequence[str]) -> list[bool]:
+    """Whether each (lower-cased) text contains any of ``phrases`` as a plain substring."""
+    if not phrases or not lowered:
         return [False] * len(lowered)
-    hits = pl.Series(values=lowered, dtype=pl.String).str.contains_any(list(terms))
+    hits = pl.Series(values=lowered, dtype=pl.String).str.contains_any(list(phrases))
     return [bool(hit) for hit in hits.to_list()]
 
 
@@ -79,84 +76,76 @@ class TermMatcher:
         self.exclusions: list[str] = _dedupe(exclusions)
         self._order = {term: i for i, term in enumerate(self.terms)}
         self._single = {term: re.compile(term_pattern(term, mode)) for term in self.terms}
-        # For each term, the shorter terms that are its prefixes: the alternation reports only the longest
-        # term matching at a position, so these need their own check there.
-        self._prefixes = {
-            term: [other for other in self.terms if len(other) < len(term) and term.startswith(other)]
-            for term in self.terms
-        }
-        self._combined = self._alternation(self.terms)
-        self._excluding = self._alternation(self.exclusions) if self.terms else None
         # Every occurrence, overlapping ones included (zero-width lookahead), for the span test of exclusions.
         self._occurrences = {t: re.compile("(?=" + term_pattern(t, mode) + ")") for t in self.terms + self.exclusions}
-
-    def _alternation(self, phrases: list[str]) -> re.Pattern | None:
-        if not phrases:
-            return None
-        longest_first = sorted(phrases, key=lambda t: (-len(t), t))
-        alternation = "|".join(re.escape(t) for t in longest_first)
-        if self.mode == "word":
-            alternation = r"(?<!\w)(?:" + alternation + r")(?!\w)"
-        # Alternatives are tried in order, so ``(?:...)`` finds the longest term that fits at a position.
-        # In word mode a longer term failing its right boundary falls through to a shorter one.
-        return re.compile("(?=(" + alternation + "))")
 
     def __repr__(self) -> str:
         return f"TermMatcher({len(self.terms)} terms, {len(self.exclusions)} exclusions, mode={self.mode!r})"
 
     def matches(self, text: str | None) -> list[str]:
-        if not text or self._combined is None:
+        if not text or not self.terms:
             return []
-        return self._matches_lowered(text.lower())
+        lowered = text.lower()
+        hits = self._exact(lowered, [term for term in self.terms if term in lowered])
+        if hits and self.exclusions and any(phrase in lowered for phrase in self.exclusions):
+            hits = self._outside_exclusions(lowered, hits)
+        return hits
 
-    def _matches_lowered(self, lowered: str) -> list[str]:
-        found: set[str] = set()
-        for m in self._combined.finditer(lowered):
-            term = m.group(1)
-            if term not in self._order:  # cannot happen with lower-cased terms; kept for safety
-                continue
-            found.add(term)
-            start = m.start()
-            for shorter in self._prefixes[term]:
-                if shorter not in found and self._single[shorter].match(lowered, start):
-                    found.add(shorter)
-        if found and self._excluding is not None and self._excluding.search(lowered):
-            found = self._outside_exclusions(lowered, found)
-        if len(found) > 1:
-            return sorted(found, key=self._order.__getitem__)
-        return list(found)
+    def _exact(self, lowered: str, present: Sequence[str]) -> list[str]:
+        """The hits among ``present`` (terms occurring in ``lowered`` as substrings), in list order, each once."""
+        if len(present) == 1:  # the common case: one term, nothing to order
+            term = present[0]
+            return [term] if self.mode == "substring" or self._single[term].search(lowered) else []
+        hits = sorted(set(present), key=self._order.__getitem__)
+        if self.mode == "word":
+            single = self._single
+            hits = [term for term in hits if single[term].search(lowered)]
+        return hits
 
     def _spans(self, phrase: str, lowered: str) -> list[tuple[int, int]]:
         # Terms are literal, so an occurrence spans exactly len(phrase) characters of the lowered text.
         return [(m.start(), m.start() + len(phrase)) for m in self._occurrences[phrase].finditer(lowered)]
 
-    def _outside_exclusions(self, lowered: str, found: set[str]) -> set[str]:
-        excluded = [span for phrase in self.exclusions for span in self._spans(phrase, lowered)]
-        return {
-            term for term in found
+    def _outside_exclusions(self, lowered: str, hits: list[str]) -> list[str]:
+        excluded = [span for phrase in self.exclusions if phrase in lowered for span in self._spans(phrase, lowered)]
+        return [
+            term for term in hits
             if any(not any(a <= s and e <= b for a, b in excluded) for s, e in self._spans(term, lowered))
-        }
+        ]
+
+    def present(self, lowered: Sequence[str | None]) -> list[list[str] | None]:
+        """The prefilter: per lower-cased text, the terms occurring in it as substrings (each once), or None.
+
+        One Aho-Corasick pass in polars (``extract_many``, overlapping, so "sex" inside "unisex" is reported
+        too). A term absent here cannot be a hit in either mode.
+        """
+        if not self.terms or not lowered:
+            return [None] * len(lowered)
+        found = pl.Series(values=lowered, dtype=pl.String).str.extract_many(self.terms, overlapping=True)
+        return found.list.unique(maintain_order=True).to_list()
 
     def match_column(self, texts: Sequence[str | None]) -> list[list[str]]:
         """``matches`` for each text; None or empty gives []."""
         return self.match_lowered(lower_all(texts))
 
-    def match_lowered(self, lowered: Sequence[str | None], candidates: Sequence[bool] | None = None) -> list[list[str]]:
+    def match_lowered(
+        self, lowered: Sequence[str | None], present: Sequence[list[str] | None] | None = None
+    ) -> list[list[str]]:
         """``matches`` for texts already lower-cased with ``lower_all``.
 
-        ``candidates``: a prefilter result for these texts over a superset of ``self.terms`` (for example the
-        substring-mode matcher's, reused by the word-mode matcher of the same terms); computed when omitted.
+        ``present``: ``self.present(lowered)``, or that of a matcher with the same terms in the other mode (the
+        substring and word matchers of one list share one prefilter pass); computed when omitted.
         """
-        if self._combined is None:
-            return [[] for _ in lowered]
-        if candidates is None:
-            candidates = self.candidates(lowered)
-        exact = self._matches_lowered
-        return [exact(text) if hit else [] for text, hit in zip(lowered, candidates)]
-
-    def candidates(self, lowered: Sequence[str | None]) -> list[bool]:
-        """The prefilter: rows whose lower-cased text contains some term as a substring (a superset of hits)."""
-        return contains_any(lowered, self.terms)
+        if present is None:
+            present = self.present(lowered)
+        exact = self._exact
+        hits = [exact(text, found) if found else [] for text, found in zip(lowered, present)]
+        if self.exclusions:
+            rows = [i for i, row in enumerate(hits) if row]
+            for i, flagged in zip(rows, contains_any([lowered[i] for i in rows], self.exclusions)):
+                if flagged:
+                    hits[i] = self._outside_exclusions(lowered[i], hits[i])
+        return hits
 
     def any_column(self, texts: Sequence[str | None]) -> list[bool]:
         """Whether any term occurs (and counts), per text."""
