@@ -6,7 +6,8 @@ Why this shape (paper_methods §5, §9):
   paper does not state its "negative" threshold, so the VADER README convention (compound <= -0.05 negative,
   >= 0.05 positive) is the default and both are parameters.
 * The crime-word rule is not stated either; whole-word matching is used so "crime" does not fire on
-  "crimean". The NSFW keywords are recorded in both modes and for caption and URL separately, so Birhane et
+  "crimean"; a crime word inside an exclusion phrase (a title such as "Grand Theft Auto", a product such
+  as a "2-gang" wall plate) does not count (``crime_exclusions``). The NSFW keywords are recorded in both modes and for caption and URL separately, so Birhane et
   al.'s substring rule can be reproduced and its inflation measured from the same table.
 * Rows without a caption are kept (status "no_caption", scores null): every key of ``samples`` stays
   accounted for. A caption VADER cannot score gets status "error" with the message, not a crash.
@@ -170,7 +171,8 @@ class AltTextScorer:
     """Scores samples tables; with ``processes > 1`` one process pool serves every ``score`` call until closed.
 
     Use as a context manager around all the shards of a run, so the pool (and its per-worker VADER lexicon and
-    compiled matchers) is built once and shut down at the end.
+    compiled matchers) is built once and shut down at the end. Workers are spawned (see ``__init__``), so a
+    script that uses ``processes > 1`` needs the usual ``if __name__ == "__main__":`` guard.
     """
 
     def __init__(
