@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pyarrow as pa
 import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from laion_audit.audits.alt_text_scoring import ALT_TEXT_SCORES_SCHEMA, naive_score_loop, score_alt_texts
+from laion_audit.audits.alt_text_scoring import ALT_TEXT_SCORES_SCHEMA, AltTextScorer, score_alt_texts
 
 NSFW = ["porn", "hot", "adult", "xxx", "sex", "f*ck", "rape"]
 CRIME = ["crime", "thief", "prison"]
@@ -102,14 +106,98 @@ def test_two_processes_identical_to_one():
     assert one.equals(two)
 
 
-def test_naive_loop_agrees():
-    captions, urls = [r[1] for r in ROWS], [r[2] for r in ROWS]
-    naive = naive_score_loop(captions, urls, CRIME, NSFW)
-    d = _score()
-    for i, row in enumerate(naive):
-        for col in ("crime_terms", "nsfw_text_substring", "nsfw_text_word", "nsfw_url_substring", "nsfw_url_word"):
-            assert row[col] == d[col][i], (i, col)
-        if row["vader"] is None:
-            assert d["vader_compound"][i] is None
+# An independent reference, written here from the rules and not from the product's matcher: per caption and
+# per term, one regex on the lower-cased text (word mode: no word character on either side; substring: `in`);
+# a crime occurrence inside an occurrence of an exclusion phrase does not count.
+def _naive_word_spans(term: str, lowered: str) -> list[tuple[int, int]]:
+    spans, start = [], lowered.find(term)
+    while start != -1:
+        end = start + len(term)
+        before_ok = start == 0 or not re.match(r"\w", lowered[start - 1])
+        after_ok = end == len(lowered) or not re.match(r"\w", lowered[end])
+        if before_ok and after_ok:
+            spans.append((start, end))
+        start = lowered.find(term, start + 1)
+    return spans
+
+
+def _naive_row(caption, url, crime, nsfw, exclusions):
+    text = caption.lower() if caption and caption.strip() else ""
+    link = url.lower() if url else ""
+    excluded = [span for phrase in exclusions for span in _naive_word_spans(phrase, text)]
+
+    def counts(term):
+        return any(not any(a <= s and e <= b for a, b in excluded) for s, e in _naive_word_spans(term, text))
+
+    return {
+        "crime_terms": [t for t in crime if counts(t)],
+        "nsfw_text_substring": [t for t in nsfw if t in text],
+        "nsfw_text_word": [t for t in nsfw if _naive_word_spans(t, text)],
+        "nsfw_url_substring": [t for t in nsfw if t in link],
+        "nsfw_url_word": [t for t in nsfw if _naive_word_spans(t, link)],
+    }
+
+
+ADVERSARIAL_CRIME = ["theft", "gang", "assassin", "counterfeit", "drug dealer", "crime", "thief", "murder",
+                     "rape", "arrest", "ü-crime", "straße"]
+ADVERSARIAL_EXCLUSIONS = ["grand theft auto", "2-gang", "anti-counterfeit", "assassin's creed", "cardiac arrest",
+                          "field of rape", "kool & the gang", "straße des verbrechens"]
+ADVERSARIAL_CAPTIONS = [
+    "Grand Theft Auto V cover", "GRAND THEFT AUTO and a real car theft", "grand theft autos", "grand theft",
+    "2-gang wall plate", "12-gang box", "a 2-gang gang sign", "gang-2-gang", "Kool & The Gang live, gang fight",
+    "Anti-Counterfeit label", "anti-counterfeit counterfeit bills", "counterfeiter", "counterfeits",
+    "Assassin's Creed Origins", "assassin’s creed (curly apostrophe)", "assassins", "ASSASSIN", "assassin's",
+    "a drug dealer", "drug  dealer", "drug-dealer", "Drug Dealers", "drug dealership",
+    "crimean war", "CRIME", "crime.", "(crime)", "crime_scene", "crime2", "_crime", "über-crime",
+    "ü-crime wave", "Ü-CRIME", "Straße des Verbrechens theft", "STRASSE", "Straße", "ΘΕΦΤ theft",
+    "cardiac arrest in a thief's story", "cardiac arrests", "arrested", "field of rape in spring",
+    "rapeseed field", "murder, she wrote", "Murder", "thief\tthief", "theft\ngrand theft auto", "",
+    "   ", None, "İstanbul theft", "ﬁeld of rape", "thiefthief", "the thief—murder",
+    "sex hot photo f*ck porn adult", "Hotel photo", "xxx-rated", "unisex", "F*CK", "Ｈot fullwidth",
+]
+ADVERSARIAL_URLS = ["http://x.com/hot-porn.jpg", None, "http://adult.example/XXX.jpg", "", "http://photo.com/a"]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_equals_an_independent_naive_loop_on_adversarial_captions(processes):
+    rng = random.Random(7)
+    captions = ADVERSARIAL_CAPTIONS * 3 + [
+        " ".join(rng.choice(ADVERSARIAL_CAPTIONS[:40]) for _ in range(3)) for _ in range(200)]
+    urls = [ADVERSARIAL_URLS[i % len(ADVERSARIAL_URLS)] for i in range(len(captions))]
+    rows = [(f"k{i}", c, u) for i, (c, u) in enumerate(zip(captions, urls))]
+    out = score_alt_texts(_samples(rows), crime_terms=ADVERSARIAL_CRIME, nsfw_terms=NSFW,
+                          crime_exclusions=ADVERSARIAL_EXCLUSIONS, processes=processes).to_pydict()
+    analyzer = SentimentIntensityAnalyzer()
+    for i, (caption, url) in enumerate(zip(captions, urls)):
+        expected = _naive_row(caption, url, ADVERSARIAL_CRIME, NSFW, ADVERSARIAL_EXCLUSIONS)
+        for column, value in expected.items():
+            assert out[column][i] == value, (i, caption, url, column)
+        assert out["crime_match"][i] == bool(expected["crime_terms"])
+        if caption and caption.strip():
+            assert out["vader_compound"][i] == analyzer.polarity_scores(caption)["compound"]
         else:
-            assert row["vader"]["compound"] == d["vader_compound"][i]
+            assert out["vader_compound"][i] is None
+
+
+def test_exclusions_remove_only_hits_inside_the_phrase():
+    captions = ["Grand Theft Auto V", "grand theft auto and a car theft", "2-gang wall plate", "gang violence",
+                "anti-counterfeit label", "counterfeit bills", "Assassin's Creed", "an assassin"]
+    rows = [(f"k{i}", c, None) for i, c in enumerate(captions)]
+    out = score_alt_texts(_samples(rows), crime_terms=ADVERSARIAL_CRIME, nsfw_terms=NSFW,
+                          crime_exclusions=ADVERSARIAL_EXCLUSIONS).to_pydict()
+    assert out["crime_terms"] == [[], ["theft"], [], ["gang"], [], ["counterfeit"], [], ["assassin"]]
+    plain = score_alt_texts(_samples(rows), crime_terms=ADVERSARIAL_CRIME, nsfw_terms=NSFW).to_pydict()
+    assert all(plain["crime_terms"])
+
+
+def test_one_scorer_serves_several_shards():
+    shards = [ROWS, ROWS[::-1] * 3, ROWS[2:5]]
+    expected = [score_alt_texts(_samples(r), crime_terms=CRIME, nsfw_terms=NSFW) for r in shards]
+    with AltTextScorer(crime_terms=CRIME, nsfw_terms=NSFW, processes=2) as scorer:
+        pool = scorer._pool
+        got = [scorer.score(_samples(r)) for r in shards]
+        assert scorer._pool is pool  # the same pool for every shard
+    assert scorer._pool is None
+    assert all(g.equals(e) for g, e in zip(got, expected))
+    with pytest.raises(RuntimeError, match="closed"):
+        scorer.score(_samples())

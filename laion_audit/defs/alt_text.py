@@ -1,6 +1,7 @@
 """Alt-text audits: per-shard text scores and the Birhane et al. keyword audit (text only: runs on metadata
 parquet shards without images)."""
 
+from dataclasses import dataclass
 from typing import Literal
 
 from dagster import (
@@ -23,7 +24,8 @@ from laion_audit.audits.report_inputs import (
     version_set_groups,
     write_report,
 )
-from laion_audit.audits.alt_text_scoring import add_hate_probabilities, score_alt_texts
+from laion_audit.audits.alt_text_scoring import AltTextScorer, add_hate_probabilities
+from laion_audit.audits.crime_review import precise_words, review_sha256, word_precision
 from laion_audit.defs.models import ModelsResource, weights_key
 from laion_audit.defs.partitions import shard_partitions
 from laion_audit.defs.resources import ShardStoreResource
@@ -47,6 +49,12 @@ ALT_TEXT_SCORES = "alt_text_scores"
 
 class AltTextScoresConfig(CheckedConfig):
     crime_words: str = "crime_words"  # a shipped list name or a path to the user's list
+    # Phrases inside which a crime word does not count (titles, products, species, ...); "" disables.
+    crime_exclusions: str = "crime_exclusions"
+    # A filled review (`laion-audit crime-review sample`); words reviewed below min_precision are not matched.
+    # Words the review does not cover are kept.
+    crime_review: str = ""
+    min_precision: float = 0.0
     nsfw_keywords: str = "nsfw_keywords_birhane2021"
     negative_threshold: float = -0.05
     positive_threshold: float = 0.05
@@ -58,21 +66,54 @@ class AltTextScoresConfig(CheckedConfig):
     def problems(self) -> list[str]:
         problems = (out_of_range("negative_threshold", self.negative_threshold, -1, 1)
                     + out_of_range("positive_threshold", self.positive_threshold, -1, 1)
+                    + out_of_range("min_precision", self.min_precision, 0, 1)
                     + out_of_range("processes", self.processes, 1))
         if self.negative_threshold > self.positive_threshold:
             problems.append(f"negative_threshold ({self.negative_threshold}) must not exceed positive_threshold "
                             f"({self.positive_threshold})")
+        if self.min_precision > 0 and not self.crime_review:
+            problems.append("min_precision needs crime_review (a filled review file) to act on")
         return problems
 
 
-def alt_text_recipe(config: AltTextScoresConfig, crime: list[str], nsfw: list[str], models: dict[str, str],
+@dataclass(frozen=True)
+class CrimeLists:
+    """The crime words as matched (after the review filter), the exclusions, and what made them."""
+
+    words: list[str]
+    dropped: list[str]
+    exclusions: list[str]
+    settings: dict
+
+
+def crime_lists(config: AltTextScoresConfig) -> CrimeLists:
+    """Load the crime words and exclusions and apply the review's ``min_precision`` filter."""
+    words = load_word_list(config.crime_words)
+    exclusions = load_word_list(config.crime_exclusions) if config.crime_exclusions else []
+    review = None
+    dropped: list[str] = []
+    kept = words
+    if config.crime_review:
+        review = {"path": config.crime_review, "sha256": review_sha256(config.crime_review)}
+        kept, dropped = precise_words(words, word_precision(config.crime_review), config.min_precision)
+    settings = {
+        "crime_words": word_list_setting(config.crime_words, words),
+        "crime_exclusions": word_list_setting(config.crime_exclusions, exclusions) if config.crime_exclusions else None,
+        "crime_review": review,
+        "min_precision": config.min_precision,
+        "crime_words_dropped": dropped,
+    }
+    return CrimeLists(kept, dropped, exclusions, settings)
+
+
+def alt_text_recipe(config: AltTextScoresConfig, crime: CrimeLists, nsfw: list[str], models: dict[str, str],
                     samples_version: str) -> Recipe:
     return Recipe(
         ALT_TEXT_SCORES,
         code_version(ALT_TEXT_SCORES),
         models=models,
         settings={
-            "crime_words": word_list_setting(config.crime_words, crime),
+            **crime.settings,
             "nsfw_keywords": word_list_setting(config.nsfw_keywords, nsfw),
             "negative_threshold": config.negative_threshold,
             "positive_threshold": config.positive_threshold,
@@ -93,7 +134,8 @@ def build_alt_text_scores(settings: Settings):
         group_name="alt_text",
         kinds={"parquet"},
         description="Per sample: VADER neg/neu/pos/compound and negative/positive flags (±0.05), crime-word "
-        "matches (word boundary, multi-word), NSFW keyword hits in TEXT and URL in substring and word modes. "
+        "matches (word boundary, multi-word, not inside an exclusion phrase such as a game title; words a review "
+        "found below min_precision left out), NSFW keyword hits in TEXT and URL in substring and word modes. "
         "Text only.",
     )
     def alt_text_scores(
@@ -104,29 +146,34 @@ def build_alt_text_scores(settings: Settings):
     ):
         config.check(ALT_TEXT_SCORES)
         store = shard_store.store()
-        crime, nsfw = load_word_list(config.crime_words), load_word_list(config.nsfw_keywords)
+        crime, nsfw = crime_lists(config), load_word_list(config.nsfw_keywords)
+        if crime.dropped:
+            context.log.info(f"crime words below min_precision {config.min_precision}, not matched: "
+                             f"{', '.join(crime.dropped)}")
         hate = models.hate_speech() if config.hate_speech else None
         model_versions = {"hate_speech": hate.fingerprint} if hate else {}
+        # One scorer, and with processes > 1 one worker pool, for every shard of the run.
+        with AltTextScorer(crime_terms=crime.words, nsfw_terms=nsfw, crime_exclusions=crime.exclusions,
+                           negative_threshold=config.negative_threshold,
+                           positive_threshold=config.positive_threshold, processes=config.processes) as scorer:
 
-        def process(shard: str):
-            samples_version = upstream_version(store, "samples", shard)
-            recipe = alt_text_recipe(config, crime, nsfw, model_versions, samples_version)
+            def process(shard: str):
+                samples_version = upstream_version(store, "samples", shard)
+                recipe = alt_text_recipe(config, crime, nsfw, model_versions, samples_version)
 
-            def compute():
-                samples = read_upstream(store, "samples", shard, samples_version)
-                table = score_alt_texts(samples, crime_terms=crime, nsfw_terms=nsfw,
-                                        negative_threshold=config.negative_threshold,
-                                        positive_threshold=config.positive_threshold, processes=config.processes)
-                if hate is not None:
-                    table = add_hate_probabilities(table, samples, hate)
-                return table, {}
+                def compute():
+                    samples = read_upstream(store, "samples", shard, samples_version)
+                    table = scorer.score(samples)
+                    if hate is not None:
+                        table = add_hate_probabilities(table, samples, hate)
+                    return table, {}
 
-            return write_shard(context, store, shard, recipe, compute, force=config.force)
+                return write_shard(context, store, shard, recipe, compute, force=config.force)
 
-        yield from materialize_shards(
-            context, process, shard_errors=(UpstreamNotReadyError,),
-            totals=("rows", "errors", "upstream_errors"), single_shard_metadata=("status_counts",),
-        )
+            yield from materialize_shards(
+                context, process, shard_errors=(UpstreamNotReadyError,),
+                totals=("rows", "errors", "upstream_errors"), single_shard_metadata=("status_counts",),
+            )
 
     return alt_text_scores
 

@@ -81,6 +81,36 @@ def _cmd_store_temp_files(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_crime_review_sample(args: argparse.Namespace) -> int:
+    from laion_audit.audits.crime_review import write_review_sample
+    from laion_audit.ops.settings import Settings
+    from laion_audit.shards.store import ShardStore
+
+    store = ShardStore(args.store or Settings.from_env().store_root)
+    try:
+        written = write_review_sample(store, Path(args.out), per_word=args.per_word, seed=args.seed)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"laion-audit: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {sum(written.values())} rows for {len(written)} crime words to {args.out}; fill the is_crime "
+          "column (yes/no) and pass the file as alt_text_scores' crime_review")
+    return 0
+
+
+def _cmd_crime_review_precision(args: argparse.Namespace) -> int:
+    from laion_audit.audits.crime_review import word_precision
+
+    try:
+        precision = word_precision(Path(args.review))
+    except ValueError as exc:
+        print(f"laion-audit: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'word':<24}{'reviewed':>9}{'crime':>7}{'precision':>11}")
+    for word, row in precision.items():
+        print(f"{word:<24}{row['reviewed']:>9}{row['crime']:>7}{row['precision']:>11.2f}")
+    return 0
+
+
 def _cmd_models_init_tiny(args: argparse.Namespace) -> int:
     from laion_audit.models.tiny import init_tiny_models
 
@@ -158,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
     temps.add_argument("--remove", action="store_true")
     temps.add_argument("--store", help="store root (default: $LAION_AUDIT_STORE or $LAION_AUDIT_HOME/store)")
     temps.set_defaults(func=_cmd_store_temp_files)
+
+    review = commands.add_parser("crime-review", help="human review of crime-word matches")
+    review_commands = review.add_subparsers(dest="crime_review_command", required=True)
+    review_sample = review_commands.add_parser(
+        "sample", help="write a seeded sample of matched captions per crime word to a CSV with an empty is_crime "
+        "column, from the complete alt_text_scores shards of the store")
+    review_sample.add_argument("--store", help="store root (default: $LAION_AUDIT_STORE or $LAION_AUDIT_HOME/store)")
+    review_sample.add_argument("--out", required=True, help="review CSV to write")
+    review_sample.add_argument("--per-word", type=int, default=20)
+    review_sample.add_argument("--seed", type=int, default=0)
+    review_sample.set_defaults(func=_cmd_crime_review_sample)
+    review_precision = review_commands.add_parser("precision", help="per-word precision of a filled review")
+    review_precision.add_argument("review")
+    review_precision.set_defaults(func=_cmd_crime_review_precision)
 
     stale = commands.add_parser(
         "stale", help="per-shard outputs that are missing or stale (a model, upstream partition, code version or "

@@ -43,7 +43,7 @@ PER_SHARD_ASSETS: dict[str, ShardAsset] = {
     a.name: a
     for a in (
         ShardAsset("samples", "samples-4", False, (SHARD_FILE,)),
-        ShardAsset("alt_text_scores", "alt_text_scores-2", False, ("samples",)),
+        ShardAsset("alt_text_scores", "alt_text_scores-3", False, ("samples",)),
         ShardAsset("person_boxes", "person_boxes-3", False, ("samples",)),
         ShardAsset("gender_votes", "votes-2", True, ("person_boxes",)),
         ShardAsset("race_votes", "votes-2", True, ("person_boxes",)),
