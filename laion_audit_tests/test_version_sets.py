@@ -263,3 +263,29 @@ def test_keyword_audit_refuses_mixed_samples_versions_unless_asked_per_version_s
         assert counts == {"desi": (1, 1), "nun": (0, 1), "latina": (0, 1)}
     assert set(report["inputs"]["keyword_counts"]) == {"00000", "00001"}
     assert (store_root / "reports" / "keyword_audit.md").read_text().count("## Version set") == 2
+
+
+def test_crime_table_shows_the_precision_of_the_review_that_filtered_the_scores(tmp_path):
+    """A review (thief: 3 of 4 about crime; fraud: 1 of 2) recorded in the scores' recipe reaches the per-word
+    table through group_counts; an edited review is refused rather than shown against the wrong scores."""
+    import hashlib
+
+    review = tmp_path / "review.csv"
+    review.write_text("word,shard,key,caption,terms,is_crime\n" + "".join(
+        f"{word},00000,k{i},c,{word},{answer}\n" for i, (word, answer) in enumerate(
+            [("thief", "yes"), ("thief", "1"), ("thief", "no"), ("thief", "YES"), ("fraud", "no"), ("fraud", "y"),
+             ("fraud", "")])))
+    store_root = tmp_path / "store"
+    write_group_inputs(store_root, "00000", [True, False, True], NEW)
+    marker_path = store_root / "alt_text_scores" / "00000.complete.json"
+    marker = json.loads(marker_path.read_text())
+    marker["recipe"]["settings"]["crime_review"] = {"path": str(review),
+                                                   "sha256": hashlib.sha256(review.read_bytes()).hexdigest()}
+    marker_path.write_text(json.dumps(marker))
+    count_groups(store_root, ["00000"])
+    words = crime_cooccurrence(ShardStore(str(store_root)), k_min=1)["per_word"]
+    thief = words.filter((words["group"] == "baseline") & (words["word"] == "thief")).row(0, named=True)
+    assert (thief["reviewed"], thief["precision"]) == (4, 0.75)
+    review.write_text(review.read_text().replace("fraud,00000,k4,c,fraud,no", "fraud,00000,k4,c,fraud,yes"))
+    with pytest.raises(ValueError, match="changed since the scores were made"):
+        crime_cooccurrence(ShardStore(str(store_root)), k_min=1)

@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from laion_audit.audits.crime_review import crime_word_precision
 from laion_audit.audits.report_inputs import MixedVersions, complete_inputs, marked_frames, version_set_groups
 from laion_audit.stats.group_statistics import bar_chart_with_ci, markdown_image, per_word_from_sums, rates_from_sums
 from laion_audit.stats.group_statistics import sentiment_from_sums, suppress_small_hits
@@ -48,8 +49,10 @@ class NoAttributedSamplesError(ValueError):
     """No shard has group counts yet."""
 
 
-def load_sums(store: ShardStore, mixed_versions: MixedVersions = "refuse") -> Iterator[tuple[str, dict, pl.DataFrame]]:
-    """(label, manifest, reduced sums) per version-set group of the shards with complete group counts.
+def load_sums(store: ShardStore, mixed_versions: MixedVersions = "refuse"
+              ) -> Iterator[tuple[str, dict, pl.DataFrame, dict | None]]:
+    """(label, manifest, reduced sums, crime-word precision) per version-set group of the shards with complete
+    group counts; the precision is that of the crime review the group's scores were filtered with, if any.
 
     The checks (NoAttributedSamplesError, MixedVersionsError) run on the call, before any file is read; each
     group is reduced only when the iterator reaches it.
@@ -60,20 +63,21 @@ def load_sums(store: ShardStore, mixed_versions: MixedVersions = "refuse") -> It
                                        "and alt_text_scores)")
     groups = version_set_groups(manifest, mixed_versions)
 
-    def reduced(group: Mapping[str, Any]) -> pl.DataFrame:
+    def reduced(group: Mapping[str, Any]) -> tuple[pl.DataFrame, dict | None]:
         chosen = {shard: markers[GROUP_COUNTS][shard] for shard in group[GROUP_COUNTS]}
-        return reduce_sums(marked_frames(store, GROUP_COUNTS, True, chosen))
+        settings = (next(iter(chosen.values())).get("recipe") or {}).get("settings") or {}
+        return reduce_sums(marked_frames(store, GROUP_COUNTS, True, chosen)), crime_word_precision(settings)
 
-    return ((label, group, reduced(group)) for label, group in groups)
+    return ((label, group, *reduced(group)) for label, group in groups)
 
 
-Tables = Callable[[pl.DataFrame], dict[str, pl.DataFrame]]
+Tables = Callable[[pl.DataFrame, dict | None], dict[str, pl.DataFrame]]
 
 
 def _per_group(store: ShardStore, mixed_versions: MixedVersions, settings: dict[str, Any],
                tables: Tables) -> dict[str, Any]:
-    by_label = {label: {**tables(sums), "manifest": manifest}
-                for label, manifest, sums in load_sums(store, mixed_versions)}
+    by_label = {label: {**tables(sums, precision), "manifest": manifest}
+                for label, manifest, sums, precision in load_sums(store, mixed_versions)}
     settings = {**settings, "mixed_versions": mixed_versions}
     if len(by_label) == 1:
         return {**next(iter(by_label.values())), "settings": settings}
@@ -92,12 +96,25 @@ def hide_small_counts(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def crime_tables(sums: pl.DataFrame, *, rule: str = "sample", k_min: int = 10,
-                 exclude: Sequence[str] = ("unclear",)) -> dict[str, pl.DataFrame]:
-    """The published rates and per-word tables from reduced sums (one version set)."""
+def with_precision(words: pl.DataFrame, precision: Mapping[str, Mapping[str, Any]] | None) -> pl.DataFrame:
+    """Add the crime review's per-word precision (share of reviewed matches that were about crime) and the
+    number of matches reviewed; null for words without a review. Without a review the columns are absent."""
+    if precision is None:
+        return words
+    review = pl.DataFrame({"word": list(precision),
+                           "reviewed": [int(v["reviewed"]) for v in precision.values()],
+                           "precision": [float(v["precision"]) if v["reviewed"] else None for v in precision.values()]},
+                          schema={"word": pl.String, "reviewed": pl.Int64, "precision": pl.Float64})
+    return words.join(review, on="word", how="left", maintain_order="left")
+
+
+def crime_tables(sums: pl.DataFrame, precision: Mapping[str, Mapping[str, Any]] | None = None, *,
+                 rule: str = "sample", k_min: int = 10, exclude: Sequence[str] = ("unclear",)) -> dict[str, pl.DataFrame]:
+    """The published rates and per-word tables from reduced sums (one version set), with the per-word precision
+    of the crime review when the scores were filtered by one."""
     sums = exclude_groups(for_rule(sums, rule), exclude)
     rates = rates_from_sums(sums, "crime", k_min=k_min)
-    words = per_word_from_sums(sums, k_min=k_min)
+    words = with_precision(per_word_from_sums(sums, k_min=k_min), precision)
     rates = suppress_small_hits(rates, k_min, hits_column="hits", derived_columns=RATE_DERIVED,
                                 flag_column="hits_suppressed", across=None)
     words = suppress_small_hits(words, k_min, hits_column="hits", derived_columns=("rate", "delta_pct"),
@@ -125,7 +142,7 @@ def crime_cooccurrence(
 ) -> dict[str, Any]:
     return _per_group(store, mixed_versions,
                       {"rule": rule, "k_min": k_min, "exclude": list(exclude), "delta_interval": DELTA_INTERVAL},
-                      lambda sums: crime_tables(sums, rule=rule, k_min=k_min, exclude=exclude))
+                      lambda sums, precision: crime_tables(sums, precision, rule=rule, k_min=k_min, exclude=exclude))
 
 
 def sentiment_by_group(
@@ -133,7 +150,7 @@ def sentiment_by_group(
     mixed_versions: MixedVersions = "refuse",
 ) -> dict[str, Any]:
     return _per_group(store, mixed_versions, {"rule": rule, "k_min": k_min, "exclude": list(exclude)},
-                      lambda sums: sentiment_tables(sums, rule=rule, k_min=k_min, exclude=exclude))
+                      lambda sums, _: sentiment_tables(sums, rule=rule, k_min=k_min, exclude=exclude))
 
 
 def markdown_table(df: pl.DataFrame, columns: Sequence[str], float_digits: int = 3) -> str:

@@ -42,7 +42,7 @@ def _tables(compute: Callable[..., dict[str, Any]], store: ShardStore, config: G
                        mixed_versions=config.mixed_versions)
     except NoAttributedSamplesError as exc:
         raise Failure(description=str(exc)) from exc
-    except MixedVersionsError as exc:
+    except (MixedVersionsError, ValueError) as exc:  # a mix, or a crime review edited since: retrying cannot help
         raise Failure(description=str(exc), allow_retries=False) from exc
 
 
@@ -103,6 +103,12 @@ def _render_rates(group: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame, 
                    "Crime-word rate vs baseline (Δ %, 95% CI)")
     payload = {"rates": rates.to_dicts(), "per_word": group["per_word"].to_dicts()}
     note = f"\n\nΔ 95% CI: {DELTA_INTERVAL}."
+    words = group["per_word"]
+    if "precision" in words.columns:
+        reviewed = words.filter(pl.col("group") == "baseline").select("word", "baseline_hits", "reviewed", "precision")
+        note += ("\n\nCrime-word precision from the review the scores were filtered with (share of reviewed "
+                 "matches that are about crime; words below min_precision were not matched):\n\n"
+                 + markdown_table(reviewed, ["word", "baseline_hits", "reviewed", "precision"]))
     return payload, rates, markdown_table(rates, RATE_COLUMNS) + note, figure
 
 

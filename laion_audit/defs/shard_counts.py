@@ -29,6 +29,7 @@ GROUP_COUNTS = "group_counts"
 KEYWORD_COUNTS = "keyword_counts"
 GROUP_COUNT_INPUTS = ("gender_labels", "race_labels", "alt_text_scores")
 LABEL_COLUMNS = ["shard", "key", "box_id", "label", "status"]
+CRIME_REVIEW = "crime_review"
 NSFW_LISTS = ["nsfw_keywords_birhane2021", "nsfw_keywords_birhane2021_uncensored"]
 
 
@@ -65,7 +66,12 @@ def counts_recipe(asset: str, markers: dict[str, dict], settings: dict | None = 
     models = {role: fingerprint for marker in markers.values()
               for role, fingerprint in ((marker.get("recipe") or {}).get("models") or {}).items()}
     inputs = {name: marker_version_set(marker) for name, marker in markers.items()}
-    return Recipe(asset, code_version(asset), models=models, settings={**(settings or {}), INPUT_VERSION_SETS: inputs},
+    settings = {**(settings or {}), INPUT_VERSION_SETS: inputs}
+    scores = ((markers.get("alt_text_scores") or {}).get("recipe") or {}).get("settings") or {}
+    if scores.get(CRIME_REVIEW):
+        # Carried so the crime table can show the per-word precision of the review that filtered the words.
+        settings[CRIME_REVIEW] = scores[CRIME_REVIEW]
+    return Recipe(asset, code_version(asset), models=models, settings=settings,
                   upstream={name: marker["data_version"] for name, marker in markers.items()})
 
 
