@@ -57,6 +57,7 @@ def chain(tmp_path_factory, sample_shards, tiny_models):
         training = run("classifier_training_job")
         for shard in SHARDS:
             run("person_labels_job", shard)
+            run("group_counts_job", shard)
         yield {"root": root, "store": ShardStore(str(root / "store")), "defs": defs, "instance": instance,
                "run": run, "training": training, "settings": settings, "detection": detection}
 
@@ -206,7 +207,9 @@ def test_group_reports_publish_suppressed_tables_with_their_inputs(chain):
     assert {"keyword_audit", "crime_cooccurrence", "sentiment_by_group"} <= set(by_key)
     reports = chain["root"] / "store" / "reports"
     crime = json.loads((reports / "crime_cooccurrence.json").read_text())
-    assert set(crime["inputs"]["gender_labels"]) == set(SHARDS)
+    assert set(crime["inputs"]["group_counts"]) == set(SHARDS)
+    assert all(set(entry["inputs"]) == {"gender_labels", "race_labels", "alt_text_scores"}
+               for entry in crime["inputs"]["group_counts"].values())
     k = crime["settings"]["k_min"]
     for row in crime["rates"] + crime["per_word"]:
         if row["suppressed"]:
