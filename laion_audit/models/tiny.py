@@ -139,7 +139,7 @@ def _emitted_tokens(tokenizer, emit: str) -> list[int]:
     vocab = tokenizer.get_vocab()
     if emit == "letters":
         return [vocab[f"Ġ{letter}"] for letter in LETTERS]
-    return [i for token, i in vocab.items() if token.startswith("Ġ") and len(token) > 2 and token[1:].isalpha()]
+    return sorted(i for token, i in vocab.items() if token.startswith("Ġ") and len(token) > 2 and token[1:].isalpha())
 
 
 def _probe_inputs(processor):
