@@ -199,7 +199,8 @@ def _votes_asset(question: str, gpu_asset: dict):
         config.check(name)
         store = shard_store.store()
         members = {role: models.vlm(role) for role in MEMBER_ROLES}
-        vote_settings = config.model_dump(exclude=RESULT_NEUTRAL)
+        vote_settings = {**config.model_dump(exclude=RESULT_NEUTRAL),
+                         "members": {role: m.settings(5) for role, m in members.items()}}
         run_stats = LoaderStats()
 
         def process(shard: str):
@@ -419,7 +420,8 @@ def _person_captions(gpu_asset: dict):
         def process(shard: str):
             boxes_version = upstream_version(store, BOXES, shard)
             recipe = shard_recipe("person_captions", {"captioner": captioner.fingerprint},
-                                  {"max_new_tokens": max_new_tokens}, {BOXES: boxes_version})
+                                  {"max_new_tokens": max_new_tokens, **captioner.settings(max_new_tokens)},
+                                  {BOXES: boxes_version})
 
             def compute():
                 stats = LoaderStats()

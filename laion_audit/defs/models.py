@@ -28,7 +28,7 @@ def _load(kind: str, path: str, fingerprint: str, name: str, random_weights: boo
     if kind == "vlm":
         from laion_audit.models.vision_language import VisionLanguageModel
 
-        return VisionLanguageModel(path, name=name, fingerprint=fingerprint, random_weights=random_weights)
+        return VisionLanguageModel(path, name=name, fingerprint=fingerprint, random_weights=random_weights, **kwargs)
     if kind == "hate_speech":
         from laion_audit.models.text_classifier import HateSpeechClassifier
 
@@ -63,7 +63,8 @@ class ModelsResource(ConfigurableResource):
 
     def vlm(self, role: str):
         model = self.resolve(role)
-        return _load("vlm", str(model.path), model.fingerprint, model.name, self.random_weights())
+        settings = (("generation", model.entry.generation), ("processor_kwargs", model.entry.processor_kwargs))
+        return _load("vlm", str(model.path), model.fingerprint, model.name, self.random_weights(), settings)
 
     def hate_speech(self):
         model = self.resolve("hate_speech")

@@ -1,10 +1,18 @@
 """The model registry: which weights each pipeline role uses, per profile, and where they live on disk.
 
-Two profiles. `paper` names the exact models of Girrbach et al. (YOLO11-l, SigLIP B/16 image towers for the
-classifiers, InternVL3-8B captions, a Phi-3.5-vision / LLaVA-NeXT / InternVL3 ensemble for consensus votes);
-`tiny` names small random-weight models of the same architectures that `laion-audit models init-tiny DIR`
-builds offline. Both load through the same loaders. A profile never falls back to the other: a missing file
-is an error that names the path and the command that stages it.
+Two profiles. `paper` names the models of Girrbach et al. (YOLO11-l, SigLIP B/16 image towers for the
+classifiers, InternVL3-8B captions, a LLaVA-NeXT / InternVL3 ensemble for consensus votes), except ensemble
+member 1: the paper's Phi-3.5-vision-instruct has no native class in the installed transformers, so the profile
+runs a recorded substitute, Qwen2.5-VL-7B-Instruct, and says so wherever a member is named (``ModelEntry.describe``
+is the name votes rows, markers and reports carry). `tiny` names small random-weight models of the paper profile's
+families (Qwen2.5-VL, LLaVA-NeXT, InternVL3, SigLIP-style open_clip, YOLO11) that `laion-audit models init-tiny
+DIR` builds offline, saved in the layout of the real weights and loaded by the same loaders. A profile never
+falls back to the other, and a member is never swapped silently: a missing file is an error that names the path
+and the command that stages it.
+
+Each entry also carries the processor and generation settings it runs with (``processor_kwargs``,
+``generation``), so they are written here once and recorded with every output rather than hard-coded in a
+loader.
 
 Importing this module is cheap (no torch): the Dagster code server and sensors import it.
 """
@@ -14,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from laion_audit.models.fingerprint import fingerprint_path
 
@@ -24,27 +33,77 @@ class MissingWeightsError(FileNotFoundError):
     """Weights for a profile entry are not staged where the registry expects them."""
 
 
+Settings = tuple[tuple[str, Any], ...]  # a dict as sorted pairs, so entries stay hashable (models are cached)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     role: str  # pipeline role: detector, classifier_backbone, captioner, mllm_member_1..3
-    family: str  # yolo | open_clip | internvl | llava | phi3_vision
+    family: str  # yolo | open_clip | internvl | llava_next | qwen2_5_vl | text_classifier
     source: str  # hub id or weights file name
     path: str  # relative to the profile's models dir
     revision: str = "main"
     licence: str = "see source"
     random_weights: bool = False
+    # A model run in place of the one the paper used: what it replaces and why (never empty when set).
+    substitute_for: str | None = None
+    substitute_reason: str | None = None
+    # Keyword arguments of every processor call (image tiling and sizes), and generation settings applied on
+    # top of greedy decoding (see vision_language.greedy_settings); both recorded with the outputs.
+    processor_kwargs: Settings = ()
+    generation: Settings = ()
 
+    def __post_init__(self):
+        if bool(self.substitute_for) != bool(self.substitute_reason):
+            raise ValueError(f"{self.role}: a substitute needs both substitute_for and substitute_reason")
+
+    @property
+    def processor_settings(self) -> dict[str, Any]:
+        return dict(self.processor_kwargs)
+
+    @property
+    def generation_settings(self) -> dict[str, Any]:
+        return dict(self.generation)
+
+    def describe(self) -> str:
+        """The name outputs carry: the source, and for a substitute what it stands in for (never implicit)."""
+        name = self.source if not self.random_weights else f"{self.role}:{self.path}"
+        if self.substitute_for:
+            name += f" (substitute for {self.substitute_for})"
+        return name
+
+
+def settings(**values: Any) -> Settings:
+    return tuple(sorted(values.items()))
+
+
+PHI35_VISION = "microsoft/Phi-3.5-vision-instruct"
+PHI35_SUBSTITUTE_REASON = (
+    "Phi-3.5-vision-instruct has no native class in transformers (checked with 5.23: no Phi3V model or "
+    "processor; Phi4Multimodal is a different model); loading it needs trust_remote_code with the hub's "
+    "modeling_phi3_v.py/processing_phi3_v.py, whose auto_map names only a causal-LM class that the "
+    "image-text-to-text loader cannot use. Qwen2.5-VL-7B-Instruct is a native, similarly sized instruction-tuned "
+    "VLM that the paper's own script offers as a choice (gender_labeling_mllm.py:168-176)."
+)
+# The paper's InternVL3 runs (lmdeploy) tile each image into up to 12 448-px patches plus a thumbnail.
+INTERNVL_TILING = settings(crop_to_patches=True, max_patches=12)
+# The tiny InternVL tiles too (same code path), into at most 2 64-px patches plus a thumbnail.
+TINY_INTERNVL_TILING = settings(crop_to_patches=True, max_patches=2)
+QWEN25_VL_7B_REVISION = "cc594898137f460bfe9f0759e9844b3ce807cfb5"
 
 PAPER = (
     ModelEntry("detector", "yolo", "yolo11l.pt", "yolo/yolo11l.pt", "8.3", "AGPL-3.0"),
     ModelEntry("classifier_backbone", "open_clip", "ViT-B-16-SigLIP/webli", "open_clip/ViT-B-16-SigLIP-webli",
                "webli", "Apache-2.0"),
-    ModelEntry("captioner", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf", "main", "MIT"),
-    ModelEntry("mllm_member_1", "phi3_vision", "microsoft/Phi-3.5-vision-instruct",
-               "hf/microsoft--Phi-3.5-vision-instruct", "main", "MIT"),
-    ModelEntry("mllm_member_2", "llava", "llava-hf/llava-v1.6-vicuna-7b-hf", "hf/llava-hf--llava-v1.6-vicuna-7b-hf",
-               "main", "Llama 2 Community"),
-    ModelEntry("mllm_member_3", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf", "main", "MIT"),
+    ModelEntry("captioner", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf", "main", "MIT",
+               processor_kwargs=INTERNVL_TILING),
+    ModelEntry("mllm_member_1", "qwen2_5_vl", "Qwen/Qwen2.5-VL-7B-Instruct", "hf/Qwen--Qwen2.5-VL-7B-Instruct",
+               QWEN25_VL_7B_REVISION, "Apache-2.0", substitute_for=PHI35_VISION,
+               substitute_reason=PHI35_SUBSTITUTE_REASON),
+    ModelEntry("mllm_member_2", "llava_next", "llava-hf/llava-v1.6-vicuna-7b-hf",
+               "hf/llava-hf--llava-v1.6-vicuna-7b-hf", "main", "Llama 2 Community"),
+    ModelEntry("mllm_member_3", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf", "main", "MIT",
+               processor_kwargs=INTERNVL_TILING),
     ModelEntry("hate_speech", "text_classifier", "pysentimiento/bertweet-hate-speech",
                "hf/pysentimiento--bertweet-hate-speech", "main", "non-commercial (see model card)"),
 )
@@ -52,15 +111,16 @@ PAPER = (
 TINY = (
     ModelEntry("detector", "yolo", "yolo11n.yaml (random, person bias raised)", "yolo11-tiny.pt",
                licence="AGPL-3.0 (architecture)", random_weights=True),
-    ModelEntry("classifier_backbone", "open_clip", "tiny ViT (random)", "open_clip_tiny",
+    ModelEntry("classifier_backbone", "open_clip", "tiny SigLIP-style ViT (random)", "open_clip_tiny",
                licence="MIT (architecture)", random_weights=True),
-    ModelEntry("captioner", "internvl", "tiny InternVL (random)", "internvl_tiny_captioner", random_weights=True),
-    ModelEntry("mllm_member_1", "internvl", "tiny InternVL member 1 (random)", "internvl_tiny_member_1",
-               random_weights=True),
-    ModelEntry("mllm_member_2", "internvl", "tiny InternVL member 2 (random)", "internvl_tiny_member_2",
+    ModelEntry("captioner", "internvl", "tiny InternVL (random)", "internvl_tiny_captioner", random_weights=True,
+               processor_kwargs=TINY_INTERNVL_TILING),
+    ModelEntry("mllm_member_1", "qwen2_5_vl", "tiny Qwen2.5-VL member 1 (random)", "qwen2_5_vl_tiny_member_1",
+               random_weights=True, substitute_for=PHI35_VISION, substitute_reason=PHI35_SUBSTITUTE_REASON),
+    ModelEntry("mllm_member_2", "llava_next", "tiny LLaVA-NeXT member 2 (random)", "llava_next_tiny_member_2",
                random_weights=True),
     ModelEntry("mllm_member_3", "internvl", "tiny InternVL member 3 (random)", "internvl_tiny_member_3",
-               random_weights=True),
+               random_weights=True, processor_kwargs=TINY_INTERNVL_TILING),
     ModelEntry("hate_speech", "text_classifier", "tiny BERT hate-speech (random)", "hate_speech_tiny",
                random_weights=True),
 )
@@ -93,7 +153,7 @@ class ResolvedModel:
 
     @property
     def name(self) -> str:
-        return self.entry.source if not self.entry.random_weights else f"{self.entry.role}:{self.entry.path}"
+        return self.entry.describe()
 
 
 def _stat_signature(path: Path) -> tuple:

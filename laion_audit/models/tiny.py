@@ -1,11 +1,17 @@
-"""`laion-audit models init-tiny DIR`: small random-weight models of the paper's architectures, built offline.
+"""`laion-audit models init-tiny DIR`: small random-weight models of the paper profile's families, built offline.
 
 No weights can be downloaded on the machines that run the tests, so the tiny profile exercises the very same
-loaders (ultralytics, open_clip, transformers' native InternVL) on models built here from configs. Random
-weights answer nothing useful, so two biases make them exercise the pipeline: the YOLO head's person logit is
-raised so boxes appear at conf 0.25, and the tiny InternVL language heads only emit space-prefixed letters
-(ensemble members) or words (captioner), so answers parse and captions read as text. Everything is seeded:
-the same seed gives the same fingerprints. Outputs of these models are marked ``random_weights``.
+loaders (ultralytics, open_clip, transformers' native Qwen2.5-VL, LLaVA-NeXT and InternVL) on models built here
+from configs, each saved in the layout of the real checkpoint: a `save_pretrained` folder with config,
+safetensors, generation config, processor, tokenizer and chat template; an open_clip `local-dir:` folder; a YOLO
+.pt. Tokenizers are byte-level BPEs trained here on the paper's prompts, with each family's special tokens.
+
+Random weights answer nothing useful, so biases make them exercise the pipeline: the YOLO head's person logit is
+raised so boxes appear at conf 0.25; an ensemble member's language head only emits space-prefixed letters, one
+letter favoured along the member's own hidden state at the answer position (measured on probe prompts), so the
+three families mostly, but not always, agree; the captioner's head only emits words, so captions read as text.
+Everything is seeded: the same seed gives the same fingerprints. Outputs of these models are marked
+``random_weights``.
 """
 
 from __future__ import annotations
@@ -14,20 +20,47 @@ import json
 from pathlib import Path
 
 from laion_audit.models.fingerprint import fingerprint_path
-from laion_audit.models.prompts import CAPTION_PROMPT, GENDER_QUESTION, RACE_QUESTION
+from laion_audit.models.prompts import CAPTION_PROMPT, GENDER_QUESTION, RACE_QUESTION, build_prompts
 from laion_audit.models.registry import MANIFEST, TINY
 
 FIXED_DATE = "2026-01-01T00:00:00"
 TINY_IMAGE_SIZE = 64
-INTERNVL_SPECIAL_TOKENS = ["<img>", "</img>", "<IMG_CONTEXT>", "<video>", "<|im_start|>", "<|im_end|>"]
-CHAT_TEMPLATE = (
+LETTERS = "ABCDEFGH"
+FAVOURED_LETTER = "A"
+TINY_HIDDEN = 32
+
+INTERNVL_SPECIAL_TOKENS = ["<|endoftext|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>", "<|im_start|>",
+                           "<|im_end|>"]
+INTERNVL_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for c in message['content'] %}{% if c['type'] == 'image' %}<IMG_CONTEXT>\n"
     "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-LETTERS = "ABCDEFGH"
+QWEN_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                       "<|image_pad|>", "<|video_pad|>"]
+# Qwen2.5-VL-Instruct's template, cut to what the pipeline sends (one user turn: an image, then text).
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+LLAVA_SPECIAL_TOKENS = ["<s>", "</s>", "<pad>", "<image>"]
+# llava-v1.6-vicuna's template (USER: <image>\n... ASSISTANT:), cut the same way.
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}USER: {% else %}ASSISTANT: {% endif %}"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>\n"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %} "
+    "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+# The shipped generation_config.json of Qwen2.5-VL-7B-Instruct samples with a repetition penalty; the tiny copy
+# ships the same, so tests see the loader override it.
+QWEN_SHIPPED_GENERATION = {"do_sample": True, "repetition_penalty": 1.05, "temperature": 0.1, "top_p": 0.001,
+                           "top_k": 1}
 
 
 def build_tiny_yolo(path: Path, seed: int) -> None:
@@ -49,30 +82,44 @@ def build_tiny_yolo(path: Path, seed: int) -> None:
 
 
 def tiny_open_clip_config() -> dict:
+    """open_clip's ViT-B-16-SigLIP recipe at toy size: sigmoid-loss logit bias (-10), a non-causal text tower
+    pooled on its last token with a biased projection, eps 1e-6 norms, and average-pooled image tokens.
+
+    The real image tower is timm's ``vit_base_patch16_siglip_224`` (attention-pool head); open_clip builds timm
+    towers by registered name only, with no size override, so the tiny tower is open_clip's own ViT with the
+    pooling of timm's ``siglip_gap`` variants.
+    """
     return {
         "embed_dim": 32,
-        "vision_cfg": {"image_size": TINY_IMAGE_SIZE, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+        "init_logit_bias": -10,
+        "custom_text": True,
+        "vision_cfg": {"image_size": TINY_IMAGE_SIZE, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32,
+                       "pool_type": "avg", "norm_kwargs": {"eps": 1e-6}},
+        "text_cfg": {"context_length": 16, "vocab_size": 256, "width": 32, "heads": 2, "layers": 1,
+                     "no_causal_mask": True, "proj_bias": True, "pool_type": "last", "norm_kwargs": {"eps": 1e-6}},
     }
 
 
 def build_tiny_open_clip(folder: Path, seed: int) -> None:
-    """An open_clip model saved as a `local-dir:` folder (open_clip_config.json + open_clip_model.safetensors)."""
-    import open_clip
+    """A SigLIP-style open_clip model saved as a `local-dir:` folder (open_clip_config.json + safetensors)."""
     import torch
-    from open_clip.model import CLIP
+    from open_clip.constants import INCEPTION_MEAN, INCEPTION_STD
+    from open_clip.model import CustomTextCLIP
     from safetensors.torch import save_file
 
     torch.manual_seed(seed)
     config = tiny_open_clip_config()
-    model = CLIP(**config)
+    model_args = {k: v for k, v in config.items() if k != "custom_text"}
+    model = CustomTextCLIP(**model_args)
     folder.mkdir(parents=True, exist_ok=True)
-    preprocess = {"mean": list(open_clip.OPENAI_DATASET_MEAN), "std": list(open_clip.OPENAI_DATASET_STD)}
+    preprocess = {"mean": list(INCEPTION_MEAN), "std": list(INCEPTION_STD),
+                  "interpolation": "bicubic", "resize_mode": "squash"}
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": config, "preprocess_cfg": preprocess}))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
 
 
-def _train_tokenizer():
+def _train_tokenizer(special_tokens: list[str], **named_tokens):
+    """A byte-level BPE trained on the paper's prompts, wrapped as the fast tokenizer transformers saves."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -81,29 +128,75 @@ def _train_tokenizer():
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=["<unk>", "<|endoftext|>", *INTERNVL_SPECIAL_TOKENS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
+    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=["<unk>", *special_tokens],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="<unk>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
-                              "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"},
-    )
-    fast.padding_side = "left"
-    return fast
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", padding_side="left",
+                                   **named_tokens)
 
 
-def build_tiny_internvl(folder: Path, seed: int, emit: str, member: int = 0) -> None:
-    """A tiny InternVL (InternViT + Qwen2) saved in transformers format with its processor.
+def _emitted_tokens(tokenizer, emit: str) -> list[int]:
+    vocab = tokenizer.get_vocab()
+    if emit == "letters":
+        return [vocab[f"Ġ{letter}"] for letter in LETTERS]
+    return sorted(i for token, i in vocab.items() if token.startswith("Ġ") and len(token) > 2 and token[1:].isalpha())
 
-    ``emit`` = "letters" keeps only the language-head rows of " A".." H" (an ensemble member that always
-    answers with letters, chosen by its random weights from the image and prompt); "words" keeps the rows of
-    space-prefixed word tokens (a captioner whose output reads as words). Ensemble members share one base
-    model and differ by seeded noise (``member``) on those rows, so they mostly, but not always, agree.
-    """
+
+def _probe_inputs(processor):
+    """Two vote prompts on two images, as the pipeline sends them (chat template, processor)."""
+    from PIL import Image
+
+    prompts = build_prompts("gender", 2)
+    texts = [processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": p.text}]}],
+        add_generation_prompt=True) for p in prompts]
+    images = [Image.new("RGB", (40, 90), (200, 30, 30)), Image.new("RGB", (120, 80), (30, 160, 60))]
+    return processor(images=images, text=texts, return_tensors="pt", padding=True)
+
+
+def _steer_head(model, tokenizer, processor, emit: str, seed: int) -> None:
+    """Keep only the language-head rows of the emitted tokens (random, seeded); for letters, add to the favoured
+    letter's row the mean direction of the model's own final hidden state at the answer position, so that letter
+    usually wins while the random rows still win on some inputs."""
+    import torch
+
+    keep = _emitted_tokens(tokenizer, emit)
+    head = model.get_output_embeddings().weight
+    captured = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, i, o: captured.append(i[0][:, -1].detach()))
+    with torch.no_grad():
+        model(**_probe_inputs(processor))
+    hook.remove()
+    direction = torch.nn.functional.normalize(captured[0].mean(0), dim=0)
+    noise = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        rows = torch.randn(len(keep), head.shape[1], generator=noise)
+        head.zero_()
+        head[keep] = rows * (2.0 if emit == "letters" else 20.0)
+        if emit == "letters":
+            head[tokenizer.convert_tokens_to_ids(f"Ġ{FAVOURED_LETTER}")] += 6.0 * direction
+
+
+def _save(model, processor, folder: Path, shipped_generation: dict | None = None) -> None:
+    tokenizer = processor.tokenizer
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    for key, value in (shipped_generation or {}).items():
+        setattr(model.generation_config, key, value)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+
+
+def _text_config(tokenizer, model_type: str, **extra) -> dict:
+    return {"model_type": model_type, "hidden_size": TINY_HIDDEN, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": len(tokenizer),
+            "max_position_embeddings": 2048, "tie_word_embeddings": False, "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id, **extra}
+
+
+def build_tiny_internvl(folder: Path, seed: int, emit: str) -> None:
+    """A tiny InternVL (InternViT + Qwen2) with a GotOcr2 processor that tiles like InternVL3's."""
     import torch
     from transformers import (
         GotOcr2ImageProcessor,
@@ -113,64 +206,126 @@ def build_tiny_internvl(folder: Path, seed: int, emit: str, member: int = 0) -> 
         InternVLVideoProcessor,
     )
 
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-    tokenizer = _train_tokenizer()
-    vocab = tokenizer.get_vocab()
-    if emit == "letters":
-        keep = [vocab[f"Ġ{letter}"] for letter in LETTERS]
-    else:
-        keep = [i for token, i in vocab.items() if token.startswith("Ġ") and len(token) > 2 and token[1:].isalpha()]
+    tokenizer = _train_tokenizer(
+        INTERNVL_SPECIAL_TOKENS, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
+                              "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
     config = InternVLConfig(
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": [TINY_IMAGE_SIZE, TINY_IMAGE_SIZE], "patch_size": [16, 16]},
-        text_config={"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": len(tokenizer),
-                     "max_position_embeddings": 2048, "tie_word_embeddings": False},
+        vision_config={"hidden_size": TINY_HIDDEN, "intermediate_size": 64, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "image_size": [TINY_IMAGE_SIZE, TINY_IMAGE_SIZE],
+                       "patch_size": [16, 16]},
+        text_config=_text_config(tokenizer, "qwen2"),
         image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
         downsample_ratio=0.5,
     )
-    torch.manual_seed(seed)
-    model = InternVLForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        head = model.lm_head.weight
-        mask = torch.zeros(head.shape[0], dtype=torch.bool)
-        mask[keep] = True
-        head[~mask] = 0.0
-        if member:
-            noise = torch.Generator().manual_seed(seed * 1000 + member)
-            head[mask] += 0.5 * head[mask].std() * torch.randn(head[mask].shape, generator=noise)
-        head[mask] *= 20.0
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
     size = {"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
     processor = InternVLProcessor(
-        image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=False),
+        image_processor=GotOcr2ImageProcessor(size=size),
         video_processor=InternVLVideoProcessor(size=size),
         tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
+        chat_template=INTERNVL_CHAT_TEMPLATE,
         image_seq_length=(TINY_IMAGE_SIZE // 16 // 2) ** 2,
     )
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
+    torch.manual_seed(seed)
+    model = InternVLForConditionalGeneration(config).eval()
+    _steer_head(model, tokenizer, processor, emit, seed)
+    _save(model, processor, folder)
+
+
+def build_tiny_qwen2_5_vl(folder: Path, seed: int, emit: str = "letters") -> None:
+    """A tiny Qwen2.5-VL (windowed ViT with 2x2 patch merging + Qwen2 with multimodal RoPE) and its processor,
+    shipping Qwen2.5-VL-Instruct's sampling generation config."""
+    import torch
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    tokenizer = _train_tokenizer(QWEN_SPECIAL_TOKENS, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    ids = tokenizer.convert_tokens_to_ids
+    head_dim = TINY_HIDDEN // 2
+    config = Qwen2_5_VLConfig(
+        vision_config={"depth": 1, "hidden_size": TINY_HIDDEN, "intermediate_size": 64, "num_heads": 2,
+                       "out_hidden_size": TINY_HIDDEN, "patch_size": 14, "spatial_merge_size": 2,
+                       "temporal_patch_size": 2, "window_size": 56, "fullatt_block_indexes": [0]},
+        text_config=_text_config(tokenizer, "qwen2_5_vl_text", rope_parameters={
+            "rope_type": "default", "rope_theta": 1e6, "mrope_section": [head_dim // 8, 3 * head_dim // 16,
+                                                                         3 * head_dim // 16]}),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+    )
+    # Images are resized to 28-px multiples between 2x2 and 4x4 merged patches (4-16 image tokens).
+    size = {"shortest_edge": 56 * 56, "longest_edge": 112 * 112}
+    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(size=size),
+                                    video_processor=Qwen2VLVideoProcessor(size=size), tokenizer=tokenizer,
+                                    chat_template=QWEN_CHAT_TEMPLATE)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    _steer_head(model, tokenizer, processor, emit, seed)
+    _save(model, processor, folder, QWEN_SHIPPED_GENERATION)
+
+
+def build_tiny_llava_next(folder: Path, seed: int, emit: str = "letters") -> None:
+    """A tiny LLaVA-NeXT (CLIP vision tower, any-resolution grid with image newlines, Llama) and its processor."""
+    import torch
+    from transformers import (
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessor,
+        LlavaNextProcessor,
+    )
+
+    tokenizer = _train_tokenizer(LLAVA_SPECIAL_TOKENS, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    side, patch = 32, 8
+    pinpoints = [[side, 2 * side], [2 * side, side], [2 * side, 2 * side]]
+    config = LlavaNextConfig(
+        vision_config={"model_type": "clip_vision_model", "hidden_size": TINY_HIDDEN, "intermediate_size": 64,
+                       "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": side, "patch_size": patch,
+                       "projection_dim": TINY_HIDDEN},
+        text_config=_text_config(tokenizer, "llama"),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=pinpoints, vision_feature_layer=-2, vision_feature_select_strategy="default",
+    )
+    image_processor = LlavaNextImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+                                              image_grid_pinpoints=pinpoints)
+    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
+                                   vision_feature_select_strategy="default", chat_template=LLAVA_CHAT_TEMPLATE,
+                                   image_token="<image>", num_additional_image_tokens=1)
+    torch.manual_seed(seed)
+    model = LlavaNextForConditionalGeneration(config).eval()
+    _steer_head(model, tokenizer, processor, emit, seed)
+    _save(model, processor, folder)
+
+
+VLM_BUILDERS = {"internvl": build_tiny_internvl, "qwen2_5_vl": build_tiny_qwen2_5_vl,
+                "llava_next": build_tiny_llava_next}
 
 
 def init_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, dict]:
     """Build every tiny-profile model into ``out_dir`` and write its manifest (role -> path, fingerprint)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = {entry.role: entry for entry in TINY}
     build_tiny_yolo(out_dir / entries["detector"].path, seed)
     build_tiny_open_clip(out_dir / entries["classifier_backbone"].path, seed)
-    build_tiny_internvl(out_dir / entries["captioner"].path, seed + 10, emit="words")
+    captioner = entries["captioner"]
+    VLM_BUILDERS[captioner.family](out_dir / captioner.path, seed + 10, emit="words")
     for i in (1, 2, 3):
-        build_tiny_internvl(out_dir / entries[f"mllm_member_{i}"].path, seed + 1, emit="letters", member=i)
+        member = entries[f"mllm_member_{i}"]
+        VLM_BUILDERS[member.family](out_dir / member.path, seed + i, emit="letters")
     from laion_audit.models.text_classifier import build_tiny_hate_speech
 
     build_tiny_hate_speech(out_dir / entries["hate_speech"].path, seed + 20,
                            corpus=[GENDER_QUESTION, RACE_QUESTION, CAPTION_PROMPT, "a photo of a person at the beach"])
     manifest = {
         role: {"family": entry.family, "path": entry.path, "profile": "tiny", "random_weights": True,
+               "source": entry.source, "substitute_for": entry.substitute_for,
                "fingerprint": fingerprint_path(out_dir / entry.path)}
         for role, entry in entries.items()
     }

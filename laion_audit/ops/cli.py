@@ -117,7 +117,8 @@ def _cmd_models_init_tiny(args: argparse.Namespace) -> int:
     manifest = init_tiny_models(Path(args.dir), seed=args.seed)
     print(f"built {len(manifest)} tiny random-weight models in {args.dir}:")
     for role, info in sorted(manifest.items()):
-        print(f"  {role:<20} {info['path']:<28} sha256 {info['fingerprint'][:16]}")
+        substitute = f"  (substitute for {info['substitute_for']})" if info.get("substitute_for") else ""
+        print(f"  {role:<20} {info['family']:<15} {info['path']:<28} sha256 {info['fingerprint'][:16]}{substitute}")
     return 0
 
 
