@@ -131,3 +131,56 @@ def test_a_swapped_weight_file_gets_a_new_fingerprint_despite_the_manifest(tiny_
     build_tiny_yolo(models / "yolo11-tiny.pt", seed=7)
     after = ModelRegistry("tiny", models).resolve("detector").fingerprint
     assert after != before and after == fingerprint_path(models / "yolo11-tiny.pt")
+
+
+def test_fingerprint_covers_every_file_of_a_model_folder(tiny_models, tmp_path):
+    """Same weights, another chat template or tokenizer config: another model (its outputs differ)."""
+    folder = tmp_path / "captioner"
+    shutil.copytree(tiny_models / ModelRegistry("tiny", tiny_models).entry("captioner").path, folder)
+    before = fingerprint_path(folder)
+    weights = sorted(p.name for p in folder.iterdir() if p.suffix == ".safetensors")
+    edited = next(p for p in sorted(folder.iterdir()) if p.suffix in (".json", ".jinja") and p.name not in weights)
+    edited.write_text(edited.read_text() + " ")
+    assert fingerprint_path(folder) != before
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "download.lock").write_text("hub bookkeeping")
+    edited.write_text(edited.read_text()[:-1])
+    assert fingerprint_path(folder) == before  # hub metadata is not part of the model
+
+
+def test_a_recorded_fingerprint_is_trusted_only_while_the_stat_signature_matches(tiny_models, tmp_path):
+    import json
+    import os
+
+    from laion_audit.models.fingerprint import stat_signature
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    path = models / "yolo11-tiny.pt"
+    real = fingerprint_path(path)
+    manifest = json.loads((models / "manifest.json").read_text())
+    assert manifest["detector"]["stat_signature"] != stat_signature(path)  # copytree kept no mtimes: rehash
+    assert ModelRegistry("tiny", models).resolve("detector").fingerprint == real
+    # A recorded value with a matching signature is used as is (no hashing): proven with a value no hash gives.
+    manifest["detector"].update(fingerprint="f" * 64, stat_signature=stat_signature(path))
+    (models / "manifest.json").write_text(json.dumps(manifest))
+    assert ModelRegistry("tiny", models).resolve("detector").fingerprint == "f" * 64
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # touched in place: hash again
+    assert ModelRegistry("tiny", models).resolve("detector").fingerprint == real
+
+
+def test_fetch_downloads_the_pinned_revision(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from laion_audit.models import fetch
+    from laion_audit.models.registry import PAPER
+
+    asked = {}
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo_id, local_dir, revision=None: asked.setdefault(repo_id, revision))
+    member = next(e for e in PAPER if e.role == "mllm_member_1")
+    fetch._fetcher(member)(tmp_path / "m1")
+    assert asked[member.source] == member.revision and len(member.revision) == 40
+    unpinned = next(e for e in PAPER if e.revision == "main" and e.family != "yolo")
+    assert fetch.hub_revision(unpinned) is None

@@ -9,11 +9,11 @@ Offline, the first download fails and the command says which model and why.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
-from laion_audit.models.fingerprint import fingerprint_path
-from laion_audit.models.registry import MANIFEST, PROFILES, ModelEntry
+from laion_audit.models.registry import MANIFEST, PROFILES, ModelEntry, manifest_entry
 
 # The hub repository holding an open_clip model as a `local-dir:`-loadable folder.
 OPEN_CLIP_HUB_REPOS = {"ViT-B-16-SigLIP/webli": "timm/ViT-B-16-SigLIP"}
@@ -32,10 +32,16 @@ def _fetch_yolo(entry: ModelEntry, target: Path) -> None:
         raise FileNotFoundError(f"ultralytics did not produce {target}")
 
 
-def _fetch_hub_folder(repo: str, target: Path) -> None:
+def _fetch_hub_folder(repo: str, target: Path, revision: str | None = None) -> None:
     from huggingface_hub import snapshot_download
 
-    snapshot_download(repo_id=repo, local_dir=str(target))
+    snapshot_download(repo_id=repo, local_dir=str(target), revision=revision)
+
+
+def hub_revision(entry: ModelEntry) -> str | None:
+    """The commit to download: a pinned 40-hex revision is passed to the hub; anything else (a tag such as
+    open_clip's "webli" pretrained name, or "main") is not a hub commit and leaves the hub's default."""
+    return entry.revision if re.fullmatch(r"[0-9a-f]{40}", entry.revision or "") else None
 
 
 def _fetcher(entry: ModelEntry) -> Callable[[Path], None]:
@@ -43,7 +49,7 @@ def _fetcher(entry: ModelEntry) -> Callable[[Path], None]:
         return lambda target: _fetch_yolo(entry, target)
     if entry.family == "open_clip":
         return lambda target: _fetch_hub_folder(OPEN_CLIP_HUB_REPOS[entry.source], target)
-    return lambda target: _fetch_hub_folder(entry.source, target)
+    return lambda target: _fetch_hub_folder(entry.source, target, hub_revision(entry))
 
 
 def fetch_profile(profile: str, out_dir: str | Path) -> dict[str, dict]:
@@ -62,7 +68,7 @@ def fetch_profile(profile: str, out_dir: str | Path) -> dict[str, dict]:
                     "This command needs network access to the model hosts; run it on a connected machine and "
                     "copy the folder."
                 ) from exc
-        manifest[entry.role] = {"family": entry.family, "path": entry.path, "source": entry.source,
-                                "profile": profile, "random_weights": False, "fingerprint": fingerprint_path(target)}
+        manifest[entry.role] = manifest_entry(target, family=entry.family, path=entry.path, source=entry.source,
+                                              revision=entry.revision, profile=profile, random_weights=False)
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return manifest

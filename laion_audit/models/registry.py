@@ -19,12 +19,13 @@ Importing this module is cheap (no torch): the Dagster code server and sensors i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from laion_audit.models.fingerprint import fingerprint_path
+from laion_audit.models.fingerprint import fingerprint_path, stat_signature
 
 MANIFEST = "manifest.json"
 
@@ -156,23 +157,27 @@ class ResolvedModel:
         return self.entry.describe()
 
 
-def _stat_signature(path: Path) -> tuple:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-
-
 @cache
-def _fingerprint_for(path: str, signature: tuple) -> str:
+def _fingerprint_for(path: str, signature: str) -> str:
     return fingerprint_path(path)
 
 
-def current_fingerprint(path: Path) -> str:
-    """The weights' sha256 as they are now on disk, hashed once per process per (size, mtime) state.
+def current_fingerprint(path: Path, recorded: dict | None = None) -> str:
+    """The model's sha256 as it is now on disk, hashed at most once per process per stat signature.
 
-    A manifest's recorded fingerprint is never trusted on its own: a weight file swapped in place must give a
-    new fingerprint, or lineage would name the old model.
+    ``recorded`` is the manifest entry that fetch or init-tiny wrote: its fingerprint is used without hashing
+    only while its stat signature (every file's size and mtime) is exactly the current one. A file swapped or
+    touched in place changes the signature, so lineage never names the old model.
     """
-    return _fingerprint_for(str(path), _stat_signature(path))
+    signature = stat_signature(path)
+    if recorded and recorded.get("fingerprint") and recorded.get("stat_signature") == signature:
+        return str(recorded["fingerprint"])
+    return _fingerprint_for(str(path), json.dumps(signature))
+
+
+def manifest_entry(location: Path, **fields) -> dict:
+    """A manifest record of the model at ``location``: the given fields, its fingerprint and stat signature."""
+    return {**fields, "fingerprint": fingerprint_path(location), "stat_signature": stat_signature(location)}
 
 
 class ModelRegistry:
@@ -200,7 +205,14 @@ class ModelRegistry:
                 f"weights for {role} ({entry.source}, profile {self.profile}) not found at {path}; stage them with: "
                 f"{command}"
             )
-        return ResolvedModel(entry, path, current_fingerprint(path))
+        return ResolvedModel(entry, path, current_fingerprint(path, self._recorded().get(role)))
+
+    def _recorded(self) -> dict:
+        """The manifest fetch or init-tiny wrote (role -> record); empty when there is none or it is unreadable."""
+        try:
+            return json.loads((self.models_dir / MANIFEST).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
 
     def fingerprints(self, roles: list[str]) -> dict[str, str]:
         return {role: self.resolve(role).fingerprint for role in roles}

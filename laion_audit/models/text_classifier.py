@@ -8,6 +8,9 @@ placeholders, emoji to text) is not applied: alt-texts are not tweets, and the p
 
 from __future__ import annotations
 
+import re
+import string
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,14 +48,19 @@ class HateSpeechClassifier:
 
 def build_tiny_hate_speech(folder: Path, seed: int, corpus: Sequence[str]) -> None:
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    # A WordPiece vocabulary written out rather than trained: the trainer breaks frequency ties by hash, so the
+    # same seed would give different tokenizer files. Whole corpus words, then single characters (word-initial and
+    # "##" continuations), so any lower-case text tokenizes.
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted({w for text in corpus for w in re.findall(r"\w+|[^\w\s]", text.lower())})
+    chars = sorted({c for w in words for c in w} | set(string.ascii_lowercase + string.digits))
+    vocab = special + words + [c for c in chars if c not in words] + [f"##{c}" for c in chars]
+    tokenizer = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(list(corpus) * 5, trainers.WordPieceTrainer(vocab_size=500, special_tokens=special))
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
     config = BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

@@ -19,9 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from laion_audit.models.fingerprint import fingerprint_path
 from laion_audit.models.prompts import CAPTION_PROMPT, GENDER_QUESTION, RACE_QUESTION, build_prompts
-from laion_audit.models.registry import MANIFEST, TINY
+from laion_audit.models.registry import MANIFEST, TINY, manifest_entry
 
 FIXED_DATE = "2026-01-01T00:00:00"
 TINY_IMAGE_SIZE = 64
@@ -324,9 +323,8 @@ def init_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, dict]:
     build_tiny_hate_speech(out_dir / entries["hate_speech"].path, seed + 20,
                            corpus=[GENDER_QUESTION, RACE_QUESTION, CAPTION_PROMPT, "a photo of a person at the beach"])
     manifest = {
-        role: {"family": entry.family, "path": entry.path, "profile": "tiny", "random_weights": True,
-               "source": entry.source, "substitute_for": entry.substitute_for,
-               "fingerprint": fingerprint_path(out_dir / entry.path)}
+        role: manifest_entry(out_dir / entry.path, family=entry.family, path=entry.path, profile="tiny",
+                             random_weights=True, source=entry.source, substitute_for=entry.substitute_for)
         for role, entry in entries.items()
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
