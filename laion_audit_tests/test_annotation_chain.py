@@ -26,7 +26,9 @@ from laion_audit.shards.store import ShardStore
 
 from .dagster_harness import dagster_test_instance, register
 
-SHARDS = ["00000", "00003", "00004"]  # a good shard, the bad shard, the text-only shard
+# Two good shards, the bad shard, the text-only shard. The tiny members agree unanimously on few crops, and a
+# classifier publishes metrics only when trained on at least k (10) of them: one good shard is not enough.
+SHARDS = ["00000", "00001", "00003", "00004"]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -115,9 +117,20 @@ def test_votes_keep_every_member_answer_and_the_rule(chain):
     assert table.schema.remove_metadata().field("raw_answer") == VOTES_SCHEMA.field("raw_answer")
     rows = table.to_pylist()
     crops = {(r["key"], r["box_id"]) for r in rows}
-    assert 0 < len(crops) <= marker["recipe"]["settings"]["sample_size"]
+    # The tiny profile votes on every valid person (rate 1.0), so the sample is exactly the valid boxes.
+    boxes = store.read_table("person_boxes", "00000").to_pylist()
+    assert crops == {(r["key"], r["box_id"]) for r in boxes if r["valid"]} and crops
+    settings = marker["recipe"]["settings"]
+    assert settings["sample_rate"] == marker["sample_rate"] == 1.0 and settings["seed"] == marker["sample_seed"] == 0
     assert len(rows) == 3 * len(crops)
-    assert {r["consensus_rule"] for r in rows} == {"unanimous_parseable"} <= set(CONSENSUS_RULES)
+    assert {r["consensus_rule"] for r in rows} == {"unanimous_all"} <= set(CONSENSUS_RULES)
+    by_crop = {}
+    for r in rows:
+        by_crop.setdefault((r["key"], r["box_id"]), []).append(r)
+    for answers in by_crop.values():
+        parsed = [r["parsed"] for r in answers]
+        unanimous = None not in parsed and len(set(parsed)) == 1
+        assert {r["consensus"] for r in answers} == {parsed[0] if unanimous else None}
     assert len({r["member_fingerprint"] for r in rows}) == 3
     assert all(r["raw_answer"] is not None for r in rows)
 
@@ -235,3 +248,35 @@ def test_hate_speech_probabilities_come_from_the_registry_model(chain):
     chain["run"]("audit_reports_job")
     sentiment = json.loads((chain["root"] / "store" / "reports" / "sentiment_by_group.json").read_text())
     assert all("hate_mean" in row for row in sentiment["sentiment"])
+
+
+def test_votes_metadata_has_label_free_ensemble_figures_pooled_over_the_run(chain):
+    from laion_audit.annotation.schemas import GENDER_CLASSES
+
+    # A run over two shards that are already complete: the figures are pooled from the shards' markers.
+    result = chain["run"]("person_detection_job", asset_selection=[AssetKey("gender_votes")],
+                          tags={"dagster/asset_partition_range_start": "00000",
+                                "dagster/asset_partition_range_end": "00001"})
+    metadata = next(e.materialization.metadata for e in result.get_asset_materialization_events()
+                    if e.asset_key == AssetKey("gender_votes"))
+    assert metadata["shards_skipped_complete"].value == 2
+    members = metadata["members"].value
+    crops = {}
+    for shard in ("00000", "00001"):
+        for r in chain["store"].read_table("gender_votes", shard, restricted=True).to_pylist():
+            crops.setdefault((shard, r["key"], r["box_id"]), {})[r["member"]] = r["parsed"]
+    n = len(crops)
+    assert metadata["run_sampled_crops"].value == n > 0 and metadata["sample_rate"].value == 1.0
+    assert metadata["run_consensus_yield"].value == pytest.approx(
+        sum(None not in a.values() and len(set(a.values())) == 1 for a in crops.values()) / n, abs=1e-4)
+    for m in members:
+        assert metadata["run_parse_rate"].value[m] == pytest.approx(
+            sum(a[m] is not None for a in crops.values()) / n, abs=1e-4)
+    matrix = metadata["run_agreement_matrix"].value["matrix"]
+    for i, a in enumerate(members):
+        for j, b in enumerate(members):
+            assert matrix[i][j] == pytest.approx(
+                sum(v[a] is not None and v[a] == v[b] for v in crops.values()) / n, abs=1e-4)
+    # Nothing in the published metadata names a class: the figures are over all crops, never per label.
+    published = json.dumps({k: getattr(v, "value", None) for k, v in metadata.items()}, default=str)
+    assert not any(f'"{name}"' in published for name in GENDER_CLASSES)

@@ -1,13 +1,12 @@
 """Per-shard person annotations: ensemble votes, classifier labels and captions, from boxes and pixels.
 
 Each function returns one shard's table. Labels and captions account for every sample key (a row per valid
-person, or one row saying why there is none); votes cover only the seeded sample of crops they were asked for.
+person, or one row saying why there is none); votes cover only the seeded sample of valid persons (vote_sample.py) they were asked about.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 import zlib
 from collections import defaultdict
@@ -24,6 +23,7 @@ from laion_audit.shards.chunking import chunked
 from laion_audit.models.prompts import CAPTION_PROMPT, build_prompts, consensus, to_class
 from laion_audit.annotation.throughput import LoaderStats
 from laion_audit.annotation.crops import PersonBox, crop, iter_person_images, valid_boxes
+from laion_audit.annotation.vote_sample import sample_boxes
 from laion_audit.shards.sources import ShardSource
 
 
@@ -35,30 +35,28 @@ def _model_time(stats: LoaderStats | None) -> Iterator[None]:
         stats.model_s += time.perf_counter() - started
 
 
-def sample_boxes(boxes: list[PersonBox], size: int, seed: int, shard: str) -> list[PersonBox]:
-    """A seeded sample of valid boxes for the MLLM ensemble; the same seed and shard give the same sample."""
-    if len(boxes) <= size:
-        return list(boxes)
-    rng = random.Random(f"{seed}:{shard}")
-    chosen = set(rng.sample(range(len(boxes)), size))
-    return [box for i, box in enumerate(boxes) if i in chosen]
-
-
 def vote_shard(
     source: ShardSource,
     boxes_table: pa.Table,
     members: Sequence[Any],
     question: str,
     *,
-    sample_size: int,
+    sample_rate: float,
     seed: int,
     rule: str,
     batch_size: int = 16,
     workers: int = 0,
     stats: LoaderStats | None = None,
 ) -> pa.Table:
-    """Ask every ensemble member about each sampled crop; keep each raw answer and the crop's consensus."""
-    chosen = sample_boxes(valid_boxes(boxes_table), sample_size, seed, source.key)
+    """Ask every ensemble member about each sampled crop; keep each raw answer and the crop's consensus.
+
+    A valid person is sampled on its own identity (vote_sample.py), so ``sample_rate`` is the share of valid
+    persons voted on, dataset-wide.
+    """
+    names = [member.name for member in members]
+    if len(set(names)) != len(names):
+        raise ValueError(f"ensemble members must have distinct names (votes rows name them), got {names}")
+    chosen = sample_boxes(valid_boxes(boxes_table), rate=sample_rate, seed=seed, shard=source.key)
     rows: list[dict[str, Any]] = []
     # One seeded option-shuffle stream per shard and question, in crop order (the paper seeds once per run).
     prompts = build_prompts(question, len(chosen), seed=zlib.crc32(f"{seed}:{source.key}:{question}".encode()))

@@ -49,8 +49,11 @@ from laion_audit.defs.shard_runs import (
     write_shard,
 )
 from laion_audit.annotation.person_annotation import caption_shard, label_shard, vote_shard
+from laion_audit.annotation.vote_sample import SAMPLE_SCHEME
+from laion_audit.annotation.vote_statistics import VoteTally, pooled
 from laion_audit.annotation.detection import DEFAULT_MIN_SIDE, detect_shard
 from laion_audit.annotation.throughput import LoaderStats, default_workers
+from laion_audit.models.prompts import DEFAULT_CONSENSUS_RULE
 from laion_audit.models.registry import profile_default
 from laion_audit.ops.code_identity import code_identity_tags
 from laion_audit.ops.settings import Settings
@@ -164,16 +167,35 @@ def _person_boxes(gpu_asset: dict):
 
 
 class VotesConfig(CheckedConfig):
-    sample_size: int = 64
+    # Share of valid persons voted on, each chosen by a seeded hash of (shard, key, box_id) under the rate
+    # (annotation/vote_sample.py). None: the profile's value (paper: 0.01; tiny: 1.0, every demo person).
+    sample_rate: float | None = None
     seed: int = 0
-    consensus_rule: Literal["unanimous_parseable", "unanimous_all", "majority"] = "unanimous_parseable"
+    consensus_rule: Literal["unanimous_all", "unanimous_parseable", "majority"] = DEFAULT_CONSENSUS_RULE
     batch_size: int = 16
     loader_workers: int | None = None  # image-decoding processes; None: min(4, CPU count - 1); 0: in process
     force: bool = False
 
     def problems(self) -> list[str]:
-        return (out_of_range("sample_size", self.sample_size, 1) + out_of_range("batch_size", self.batch_size, 1)
+        return (out_of_range("sample_rate", self.sample_rate, 0, 1, low_open=True)
+                + out_of_range("batch_size", self.batch_size, 1)
                 + out_of_range("loader_workers", self.loader_workers, 0))
+
+
+# Label-free ensemble figures (vote_statistics.py), shown per shard and, pooled, for the run.
+VOTE_FIGURES = ("sampled_crops", "consensus_yield", "parse_rate", "agreement_matrix")
+
+
+def _with_run_vote_figures(events, tallies: dict[str, VoteTally]):
+    """The run's result, with the ensemble figures pooled over every shard of the run (computed or skipped)."""
+    for event in events:
+        total = pooled(tallies.values())
+        if isinstance(event, MaterializeResult) and total is not None:
+            metadata = {**(event.metadata or {}),
+                        **{f"run_{name}": MetadataValue.json(value) if isinstance(value, dict) else value
+                           for name, value in total.rates().items()}}
+            event = MaterializeResult(metadata=metadata, data_version=event.data_version, tags=event.tags)
+        yield event
 
 
 def _votes_asset(question: str, gpu_asset: dict):
@@ -184,9 +206,11 @@ def _votes_asset(question: str, gpu_asset: dict):
         deps=[BOXES, *(weights_key(role) for role in MEMBER_ROLES)],
         code_version=code_version(name),
         group_name="annotation",
-        description=f"MLLM-ensemble {question} votes on a seeded sample of valid person crops: each member "
-        "prompted as in Girrbach et al. (shuffled lettered options, greedy, 5 new tokens), every raw answer kept, "
-        "consensus by a configurable rule. Restricted storage.",
+        description=f"MLLM-ensemble {question} votes on a seeded, uniform sample of valid persons (a seeded hash "
+        "of shard, key and box id under `sample_rate`): each member prompted as in Girrbach et al. (shuffled "
+        "lettered options, greedy, 5 new tokens), every raw answer kept, consensus by a configurable rule "
+        "(default: all three members parseable and equal). Metadata: per-member parse rate, pairwise agreement "
+        "and consensus yield over all sampled crops, never per class. Restricted storage.",
         **gpu_asset,
     )
     def _votes(
@@ -199,9 +223,13 @@ def _votes_asset(question: str, gpu_asset: dict):
         config.check(name)
         store = shard_store.store()
         members = {role: models.vlm(role) for role in MEMBER_ROLES}
-        vote_settings = {**config.model_dump(exclude=RESULT_NEUTRAL),
+        member_names = [m.name for m in members.values()]
+        sample_rate = profile_default(models.profile, "votes_sample_rate", config.sample_rate)
+        vote_settings = {**config.model_dump(exclude=RESULT_NEUTRAL), "sample_rate": sample_rate,
+                         "sample_scheme": SAMPLE_SCHEME,
                          "members": {role: m.settings(5) for role, m in members.items()}}
         run_stats = LoaderStats()
+        tallies: dict[str, VoteTally] = {}
 
         def process(shard: str):
             boxes_version = upstream_version(store, BOXES, shard)
@@ -211,19 +239,27 @@ def _votes_asset(question: str, gpu_asset: dict):
             def compute():
                 stats = LoaderStats()
                 table = vote_shard(shard_inputs.locate(shard), read_upstream(store, BOXES, shard, boxes_version),
-                                   list(members.values()), question, sample_size=config.sample_size,
+                                   list(members.values()), question, sample_rate=sample_rate,
                                    seed=config.seed, rule=config.consensus_rule, batch_size=config.batch_size,
                                    workers=_workers(config), stats=stats)
                 run_stats.add(stats)
-                crops = table.num_rows // len(members)
-                agreed = len({(r["key"], r["box_id"]) for r in table.to_pylist() if r["consensus"] is not None})
-                return table, {"crops": crops, "consensus_crops": agreed, **_shard_throughput(stats)}
+                tally = VoteTally.of_votes(table, member_names)
+                # The marker is restricted storage: the label-free counts stay there for exact pooling.
+                return table, {"crops": tally.crops, "consensus_crops": tally.consensus,
+                               "vote_counts": tally.counts(), "sample_rate": sample_rate, "sample_seed": config.seed,
+                               **tally.rates(), **_shard_throughput(stats)}
 
-            return write_shard(context, store, shard, recipe, compute, restricted=True, force=config.force)
+            outcome = write_shard(context, store, shard, recipe, compute, restricted=True, force=config.force)
+            if "vote_counts" in outcome.marker:
+                tallies[shard] = VoteTally.from_counts(outcome.marker["vote_counts"])
+            return outcome
 
-        yield from _with_run_throughput(materialize_shards(
-            context, process, shard_errors=SHARD_ERRORS, totals=("crops", "consensus_crops"),
-            single_shard_metadata=THROUGHPUT), run_stats)
+        yield from _with_run_vote_figures(_with_run_throughput(materialize_shards(
+            context, process, shard_errors=SHARD_ERRORS, totals=("crops",),
+            single_shard_metadata=(*THROUGHPUT, *VOTE_FIGURES),
+            extra_metadata={"members": MetadataValue.json(member_names), "sample_rate": sample_rate,
+                            "sample_seed": config.seed, "consensus_rule": config.consensus_rule},
+        ), run_stats), tallies)
 
     return _votes
 

@@ -52,6 +52,7 @@ CAPTION_PROMPT = (
 
 QUESTIONS = {"gender": (GENDER_QUESTION, GENDER_OPTIONS), "race": (RACE_QUESTION, RACE_OPTIONS)}
 CONSENSUS_RULES = ("unanimous_parseable", "unanimous_all", "majority")
+DEFAULT_CONSENSUS_RULE = "unanimous_all"
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,15 @@ def to_class(question: str, option: str | None) -> str | None:
     return None if option is None else QUESTIONS[question][1][option]
 
 
-def consensus(labels: Sequence[str | None], rule: str = "unanimous_parseable") -> str | None:
+def consensus(labels: Sequence[str | None], rule: str = DEFAULT_CONSENSUS_RULE) -> str | None:
     """Combine the members' parsed labels for one crop.
 
-    - ``unanimous_parseable`` (default): every member that gave a parseable answer agrees, and at least one did;
-    - ``unanimous_all``: every member answered, and all agree;
+    - ``unanimous_all`` (default): every member answered parseably, and all agree;
+    - ``unanimous_parseable``: every member that gave a parseable answer agrees, and at least one did;
     - ``majority``: a strict majority of all members agrees.
-    The paper says only that consensus labels were used (README); the rule is therefore a recorded choice.
+    The paper says only that consensus labels were used (README); the rule is therefore a recorded choice. The
+    default is the strict one: real models often answer "A." or "The answer is B", which does not parse, and
+    under ``unanimous_parseable`` one member's lone parseable answer would pass for the ensemble's consensus.
     """
     if rule not in CONSENSUS_RULES:
         raise ValueError(f"unknown consensus rule {rule!r}; choose one of {CONSENSUS_RULES}")
