@@ -159,7 +159,8 @@ def test_a_recorded_fingerprint_is_trusted_only_while_the_stat_signature_matches
     path = models / "yolo11-tiny.pt"
     real = fingerprint_path(path)
     manifest = json.loads((models / "manifest.json").read_text())
-    assert manifest["detector"]["stat_signature"] != stat_signature(path)  # copytree kept no mtimes: rehash
+    assert manifest["detector"]["stat_signature"] == stat_signature(path)  # copytree keeps sizes and mtimes
+    assert manifest["detector"]["fingerprint"] == real
     assert ModelRegistry("tiny", models).resolve("detector").fingerprint == real
     # A recorded value with a matching signature is used as is (no hashing): proven with a value no hash gives.
     manifest["detector"].update(fingerprint="f" * 64, stat_signature=stat_signature(path))
