@@ -6,7 +6,12 @@ ExplainableML/LAION-400M-Person-Centric-Annotations). This module reproduces tha
 ``torch.nn.Module`` that maps a batch of preprocessed images to logits, so the same code trains the
 production SigLIP classifier and the tiny models of the tests:
 
-* AdamW (default weight decay) with a OneCycle schedule stepped once per batch, cross-entropy loss;
+* a recipe per question (``PAPER_RECIPES``, ``recipe_for``): gender cross-entropy at lr 1e-5; race the evidential
+  loss (evidential_loss.py) at lr 1e-4 with every class resampled to floor(largest / 4); any departure from the
+  paper listed in the recipe's ``deviations`` and in the run's metadata;
+* AdamW (default weight decay) with a OneCycle schedule stepped once per batch;
+* CUDA when available (bf16 autocast), else the CPU, said in the metadata; images decoded and preprocessed in
+  DataLoader worker processes following a batch order planned here (training_batches.py), crops streamed;
 * optionally the paper's ``--train-cls-layer-first``: one epoch of head-only training at a fixed lr
   of 1e-3, then OneCycle over all parameters for the remaining epochs;
 * validation after every epoch, keeping the weights of the epoch with the best validation accuracy;
