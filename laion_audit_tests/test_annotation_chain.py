@@ -280,3 +280,84 @@ def test_votes_metadata_has_label_free_ensemble_figures_pooled_over_the_run(chai
     # Nothing in the published metadata names a class: the figures are over all crops, never per label.
     published = json.dumps({k: getattr(v, "value", None) for k, v in metadata.items()}, default=str)
     assert not any(f'"{name}"' in published for name in GENDER_CLASSES)
+
+
+def test_classifiers_record_their_recipe_device_and_deviations(chain):
+    events = chain["training"].get_asset_materialization_events()
+    by_key = {e.asset_key.to_user_string(): e.materialization.metadata for e in events}
+    for question, loss in (("gender", "cross_entropy"), ("race", "evidential")):
+        metadata = by_key[f"{question}_classifier"]
+        recipe = metadata["recipe"].value
+        assert recipe["name"] == f"paper-{question}" and recipe["loss"] == loss
+        assert metadata["device"].value == "cpu" and "CPU" in metadata["device_note"].value  # no GPU here
+        deviations = metadata["deviations_from_paper"].value
+        assert any(d.startswith("lr 0.001 instead of the paper's") for d in deviations)  # tiny profile
+        folder = chain["root"] / "trained" / f"{question}_classifier"
+        current = json.loads((folder / "current.json").read_text())
+        meta = json.loads((folder / current["folder"] / "classifier.json").read_text())
+        assert meta["recipe"] == recipe and meta["deviations"] == deviations
+        assert meta["training_run"]["device"] == "cpu" and meta["training_run"]["precision"] == "fp32"
+    race_deviations = by_key["race_classifier"]["deviations_from_paper"].value
+    assert any(d.startswith("resample_divisor 1 instead of the paper's 4") for d in race_deviations)
+
+
+def test_streamed_training_crops_are_the_crops_of_the_voted_boxes(chain):
+    from laion_audit.annotation.classifiers import consensus_examples
+    from laion_audit.annotation.crops import iter_person_images
+    from laion_audit.annotation.schemas import GENDER_CLASSES
+    from laion_audit.shards.sources import locate_shard
+
+    def locate(shard):
+        return locate_shard(chain["settings"].shards_root, shard)
+
+    examples = consensus_examples(chain["store"], "gender_votes", GENDER_CLASSES, locate)
+    assert examples.images is None and examples.refs  # by reference only
+    source = examples.source()
+    loaded = source.load(range(len(examples.refs)))
+    for shard in sorted({ref[0] for ref in examples.refs}):
+        indices = [i for i, ref in enumerate(examples.refs) if ref[0] == shard]
+        by_box = {(examples.boxes[i].key, examples.boxes[i].box_id): i for i in indices}
+        for box, image in iter_person_images(locate(shard), [examples.boxes[i] for i in indices]):
+            x1, y1, x2, y2 = (round(v) for v in box.xyxy)
+            expected = image.crop((x1, y1, x2, y2))
+            assert loaded[by_box[(box.key, box.box_id)]].tobytes() == expected.tobytes()
+
+
+def test_abstain_rule_is_max_raw_logit_at_or_below_the_threshold(chain):
+    import math
+
+    import numpy as np
+
+    from laion_audit.annotation.classifiers import current_checkpoint
+    from laion_audit.annotation.crops import crop, iter_person_images, valid_boxes
+    from laion_audit.annotation.person_annotation import label_shard
+    from laion_audit.annotation.schemas import GENDER_CLASSES
+    from laion_audit.models.image_classifier import TrainedClassifier
+    from laion_audit.shards.sources import locate_shard
+
+    folder, fingerprint = current_checkpoint(chain["root"] / "trained" / "gender_classifier")
+    classifier = TrainedClassifier(folder, name="gender_classifier", fingerprint=fingerprint, random_weights=True,
+                                   device="cpu")
+    source = locate_shard(chain["settings"].shards_root, "00000")
+    boxes_table = chain["store"].read_table("person_boxes", "00000")
+    # Every valid crop in one batch, as label_shard batches them: the same logits to the last bit.
+    pairs = list(iter_person_images(source, valid_boxes(boxes_table)))
+    assert 0 < len(pairs) <= classifier.batch_size
+    box = pairs[0][0]
+    logits = classifier.predict_logits([crop(image, b) for b, image in pairs])[0]
+    top = float(np.max(logits))
+
+    def label_at(threshold):
+        table = label_shard(source, boxes_table, classifier, GENDER_CLASSES, abstain_max_logit_at_or_below=threshold)
+        return next(r["label"] for r in table.to_pylist() if (r["key"], r["box_id"]) == (box.key, box.box_id))
+
+    argmax_label = GENDER_CLASSES[int(np.argmax(logits))]
+    assert label_at(top) == "unclear"  # equal to the threshold: abstains
+    assert label_at(math.nextafter(top, -math.inf)) == argmax_label  # just below: labelled
+    assert label_at(None) == argmax_label
+
+
+def test_label_markers_record_the_abstain_rule(chain):
+    settings = chain["store"].read_marker("race_labels", "00000", restricted=True)["recipe"]["settings"]
+    assert settings["abstain_max_logit_at_or_below"] is None
+    assert "<=" in settings["abstain_rule"] and settings["abstain_class"] == "unclear"

@@ -257,3 +257,118 @@ def test_metrics_undefined_values_are_none():
 def test_importing_the_module_does_not_import_torch():
     code = "import sys, laion_audit.annotation.classifier_training; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------------------ recipes per question (paper §2-3)
+import math as _math
+
+from laion_audit.annotation.classifier_training import paper_recipe, recipe_for, run_metadata
+from laion_audit.annotation.evidential_loss import evidential_mse_loss, kl_annealing_weight
+from laion_audit.annotation.training_batches import resample_to_fraction_of_largest
+
+
+def _logit_for_evidence(e: float) -> float:
+    """softplus^-1: the logit whose softplus evidence is exactly ``e``."""
+    return _math.log(_math.expm1(e))
+
+
+def test_evidential_loss_matches_a_hand_computation():
+    # Evidence (3, 1, 0) -> alpha (4, 2, 1), S = 7, p = (4/7, 2/7, 1/7) for both examples.
+    logits = torch.tensor([[_logit_for_evidence(3.0), _logit_for_evidence(1.0), -60.0]] * 2, dtype=torch.float64)
+    targets = torch.tensor([0, 1])
+    variance = (4 / 7 * 3 / 7 + 2 / 7 * 5 / 7 + 1 / 7 * 6 / 7) / 8  # sum p(1-p) / (S+1) = 1/14
+    # Target 0: squared error (3/7)^2 + (2/7)^2 + (1/7)^2 = 2/7; alpha~ = (1, 2, 1), a Dir with density 6 p2 against
+    # the uniform Dir's 2, so KL = E[ln 3 p2] with p2 ~ Beta(2, 2): ln 3 + (psi(2) - psi(4)) = ln 3 - 5/6.
+    first = 2 / 7 + variance, _math.log(3) - 5 / 6
+    # Target 1: squared error (4/7)^2 + (5/7)^2 + (1/7)^2 = 6/7; alpha~ = (4, 1, 1), density 20 p1^3 against 2,
+    # KL = ln 10 + 3 E[ln p1], p1 ~ Beta(4, 2): E[ln p1] = psi(4) - psi(6) = -(1/4 + 1/5).
+    second = 6 / 7 + variance, _math.log(10) - 3 * (1 / 4 + 1 / 5)
+    for weight in (0.0, 0.5, 1.0):
+        expected = ((first[0] + weight * first[1]) + (second[0] + weight * second[1])) / 2
+        got = float(evidential_mse_loss(logits, targets, weight))
+        assert got == pytest.approx(expected, abs=1e-9), weight
+    assert variance == pytest.approx(1 / 14)
+
+
+def test_kl_weight_is_annealed_linearly_then_held():
+    assert [kl_annealing_weight(t, 10) for t in (0, 5, 10, 25)] == [0.0, 0.5, 1.0, 1.0]
+
+
+def test_resampling_brings_every_class_to_a_quarter_of_the_largest():
+    # Class sizes 10, 3, 41, 7 and 10 (class 4): largest 41 -> floor(41 / 4) = 10 per class.
+    labels = [0] * 10 + [1] * 3 + [2] * 41 + [3] * 7 + [4] * 10
+    train = list(range(len(labels)))
+    out = resample_to_fraction_of_largest(labels, train, 4, seed=3)
+    counts = Counter(labels[i] for i in out)
+    assert counts == {0: 10, 1: 10, 2: 10, 3: 10, 4: 10}
+    drawn = {c: [i for i in out if labels[i] == c] for c in counts}
+    assert len(set(drawn[2])) == 10  # 41 -> 10: undersampled, no repeats
+    assert sorted(drawn[0]) == list(range(10))  # exactly the target: every example once
+    assert set(drawn[1]) <= {10, 11, 12} and len(drawn[1]) == 10  # 3 -> 10: with replacement
+    assert set(drawn[3]) <= set(range(54, 61))
+    assert resample_to_fraction_of_largest(labels, train, 4, seed=3) == out
+    # Only the given (training) indices are drawn from; a class absent there stays absent.
+    subset = [i for i in train if labels[i] != 4]
+    assert 4 not in Counter(labels[i] for i in resample_to_fraction_of_largest(labels, subset, 4, seed=0))
+
+
+def test_paper_recipes_and_their_deviations():
+    gender, race = paper_recipe("gender"), paper_recipe("race")
+    assert (gender.loss, gender.lr, gender.min_lr, gender.batch_size, gender.epochs, gender.resample_divisor) == \
+        ("cross_entropy", 1e-5, 1e-6, 32, 10, None)
+    assert (race.loss, race.lr, race.min_lr, race.kl_anneal_fraction, race.resample_divisor) == \
+        ("evidential", 1e-4, 1e-6, 0.1, 4)
+    as_paper = recipe_for("race")
+    assert not any("instead of the paper's" in d for d in as_paper.deviations)
+    assert any("Sensoy" in d for d in as_paper.deviations)  # the loss is a re-implementation
+    tiny = recipe_for("race", lr=1e-3, epochs=3, reasons={"lr": "tiny profile"})
+    assert "lr 0.001 instead of the paper's 0.0001: tiny profile" in tiny.deviations
+    assert "epochs 3 instead of the paper's 10" in tiny.deviations
+    assert tiny.as_record()["deviations"] == list(tiny.deviations) and tiny.as_record()["loss"] == "evidential"
+
+
+def test_run_metadata_records_the_device_and_every_deviation():
+    recipe = recipe_for("gender", lr=1e-3, shuffle_window_groups=2)
+    cpu = run_metadata(recipe, torch.device("cpu"), False, False, 3, 50)
+    assert cpu["device"] == "cpu" and cpu["precision"] == "fp32" and "CPU" in cpu["device_note"]
+    assert cpu["recipe"]["lr"] == 1e-3 and cpu["recipe"]["name"] == "paper-gender"
+    assert set(recipe.deviations) < set(cpu["deviations"])
+    assert any("windows of 2 shards" in d for d in cpu["deviations"])
+    gpu = run_metadata(recipe, torch.device("cuda", 0), True, True, 3, 50)
+    assert gpu["device"] == "cuda:0" and gpu["precision"] == "bf16-autocast" and "device_note" not in gpu
+    assert any("bf16" in d for d in gpu["deviations"])
+
+
+@pytest.mark.parametrize("question", ["gender", "race"])
+def test_each_paper_recipe_learns_the_colour_task(data, question):
+    """Both recipes (cross-entropy; evidential + resampling), with a from-scratch lr, on an imbalanced set."""
+    images, labels = data
+    keep = [i for i, label in enumerate(labels) if label != 2 or i % 3 == 0]  # blue 60 -> 20
+    recipe = recipe_for(question, lr=1e-2, min_lr=1e-3, epochs=4, batch_size=16, device="cpu")
+    result = train_classifier(tiny_net(), to_tensor, [images[i] for i in keep], [labels[i] for i in keep],
+                              CLASSES, recipe)
+    assert result.val_metrics["accuracy"] >= 0.8, result.val_metrics
+    assert result.test_metrics["accuracy"] >= 0.8, result.test_metrics
+    assert result.metadata["device"] == "cpu" and result.metadata["recipe"]["loss"] == recipe.loss
+    train_counts = Counter(labels[keep[i]] for i in result.train_indices)
+    if question == "race":  # train split 42/42/14 -> floor(42 / 4) = 10 each
+        assert train_counts == {0: 10, 1: 10, 2: 10}
+        assert 0 < result.val_metrics["mean_uncertainty"] <= 1  # u = K / S
+    else:
+        assert train_counts == {0: 42, 1: 42, 2: 14}
+
+
+def test_streamed_batches_do_not_depend_on_the_number_of_workers(data):
+    from laion_audit.annotation.training_batches import InMemoryImages, batch_loader, plan_batches
+
+    images, labels = data
+    source = InMemoryImages(images[:40], labels[:40])
+    plan = plan_batches(source, list(range(40)), 8, seed=5, window_groups=None)
+    assert sorted(i for b in plan.batches for i in b) == list(range(40)) and plan.global_shuffle
+    serial = [(x.clone(), y.clone()) for x, y in batch_loader(source, plan, to_tensor, workers=0)]
+    parallel = list(batch_loader(source, plan, to_tensor, workers=2))
+    assert len(serial) == len(parallel) == 5
+    for (xa, ya), (xb, yb), batch in zip(serial, parallel, plan.batches):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert ya.tolist() == [labels[i] for i in batch]
+        assert torch.equal(xa, torch.stack([to_tensor(images[i]) for i in batch]))

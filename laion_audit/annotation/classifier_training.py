@@ -6,7 +6,12 @@ ExplainableML/LAION-400M-Person-Centric-Annotations). This module reproduces tha
 ``torch.nn.Module`` that maps a batch of preprocessed images to logits, so the same code trains the
 production SigLIP classifier and the tiny models of the tests:
 
-* AdamW (default weight decay) with a OneCycle schedule stepped once per batch, cross-entropy loss;
+* a recipe per question (``PAPER_RECIPES``, ``recipe_for``): gender cross-entropy at lr 1e-5; race the evidential
+  loss (evidential_loss.py) at lr 1e-4 with every class resampled to floor(largest / 4); any departure from the
+  paper listed in the recipe's ``deviations`` and in the run's metadata;
+* AdamW (default weight decay) with a OneCycle schedule stepped once per batch;
+* CUDA when available (bf16 autocast), else the CPU, said in the metadata; images decoded and preprocessed in
+  DataLoader worker processes following a batch order planned here (training_batches.py), crops streamed;
 * optionally the paper's ``--train-cls-layer-first``: one epoch of head-only training at a fixed lr
   of 1e-3, then OneCycle over all parameters for the remaining epochs;
 * validation after every epoch, keeping the weights of the epoch with the best validation accuracy;
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -39,7 +44,12 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from laion_audit.annotation.training_batches import ExampleSource
+
 SPLIT_NAMES = ("train", "val", "test")
+
+
+LOSSES = ("cross_entropy", "evidential")
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,19 @@ class TrainingRecipe:
     backbone; a model trained from scratch needs a much larger value. ``weight_decay=None`` keeps
     AdamW's default (0.01). ``head_first_lr`` is the fixed rate of the head-only first epoch, hard-coded
     to 1e-3 in the original.
+
+    ``loss``: ``cross_entropy`` (gender) or ``evidential`` (race; annotation/evidential_loss.py, its KL term
+    annealed over ``kl_anneal_fraction`` of the total steps). ``resample_divisor``: when set, the training split
+    is rebalanced to ⌊largest class / divisor⌋ per class (race: 4; training_batches.resample_to_fraction_of_largest).
+
+    How the run executes, not what it computes: ``device`` (None: CUDA when available, else CPU),
+    ``mixed_precision`` (bf16 autocast, CUDA only), ``loader_workers`` (DataLoader processes decoding and
+    preprocessing; results do not depend on it) and ``shuffle_window_groups`` (None: a uniform shuffle of the
+    whole split each epoch; n: shard-window shuffling, see training_batches.py).
+
+    ``name`` says which recipe this is (``paper-gender``, ``paper-race`` or ``custom``) and ``deviations`` lists,
+    in words, every way it departs from the paper's (``recipe_for`` fills it); both go into the classifier's
+    metadata with every other field.
     """
 
     batch_size: int = 32
@@ -63,9 +86,17 @@ class TrainingRecipe:
     head_prefix: str = "head"
     head_first_lr: float = 1e-3
     seed: int = 0
-    device: str = "cpu"
+    device: str | None = None
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    loss: str = "cross_entropy"
+    kl_anneal_fraction: float = 0.1
+    resample_divisor: int | None = None
+    mixed_precision: bool = True
+    loader_workers: int = 0
+    shuffle_window_groups: int | None = None
+    name: str = "custom"
+    deviations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -85,6 +116,70 @@ class TrainingRecipe:
                 "need val_fraction >= 0, test_fraction >= 0 and val_fraction + test_fraction < 1, got "
                 f"{self.val_fraction} and {self.test_fraction}"
             )
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if not 0 < self.kl_anneal_fraction <= 1:
+            raise ValueError(f"kl_anneal_fraction must be in (0, 1], got {self.kl_anneal_fraction}")
+        if self.resample_divisor is not None and self.resample_divisor < 1:
+            raise ValueError(f"resample_divisor must be >= 1 or None, got {self.resample_divisor}")
+        if self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be >= 0, got {self.loader_workers}")
+        if self.shuffle_window_groups is not None and self.shuffle_window_groups < 1:
+            raise ValueError(f"shuffle_window_groups must be >= 1 or None, got {self.shuffle_window_groups}")
+
+    def as_record(self) -> dict[str, Any]:
+        """Every field, JSON-ready: what classifier.json and the training record keep of the recipe."""
+        record = asdict(self)
+        record["deviations"] = list(self.deviations)
+        return record
+
+
+# The paper's recipes (spec §2-3): train_gender_classifier.py and train_race_classifier.py defaults.
+PAPER_RECIPES = {
+    "gender": TrainingRecipe(name="paper-gender", batch_size=32, epochs=10, lr=1e-5, min_lr=1e-6,
+                             loss="cross_entropy"),
+    "race": TrainingRecipe(name="paper-race", batch_size=32, epochs=10, lr=1e-4, min_lr=1e-6, loss="evidential",
+                           kl_anneal_fraction=0.1, resample_divisor=4),
+}
+# Fields that change what is learnt; a difference from the paper's value is a deviation.
+_RESULT_FIELDS = ("batch_size", "epochs", "lr", "min_lr", "pct_start", "weight_decay", "train_head_first",
+                  "head_first_lr", "loss", "kl_anneal_fraction", "resample_divisor")
+# Differences of this pipeline from the paper's whatever the hyper-parameters.
+_DATA_DEVIATIONS = {
+    "gender": ("trained on this pipeline's MLLM-ensemble consensus crops of the audited shards, split seeded and "
+               "stratified by val_fraction/test_fraction (paper: HF LGirrbach/gender-dataset-v1 train/val, split "
+               "sizes not stated)",),
+    "race": ("trained on this pipeline's MLLM-ensemble consensus crops of the audited shards, split seeded and "
+             "stratified by val_fraction/test_fraction (paper: PHASE crops or HF LGirrbach/race-dataset-v1; which "
+             "produced the deployed model is not stated)",
+             "evidential loss re-implemented from its description (Sensoy et al. 2018 Eq. 5 + annealed KL, softplus "
+             "evidence): the paper's utils/evidential_classification/loss.py is not public"),
+}
+
+
+def paper_recipe(question: str) -> TrainingRecipe:
+    if question not in PAPER_RECIPES:
+        raise ValueError(f"no paper recipe for {question!r}; known: {sorted(PAPER_RECIPES)}")
+    return PAPER_RECIPES[question]
+
+
+def recipe_for(question: str, *, reasons: dict[str, str] | None = None, **overrides: Any) -> TrainingRecipe:
+    """The paper's recipe for ``question`` with ``overrides``, its ``deviations`` filled in.
+
+    Every override of a result-changing field that differs from the paper's value becomes a deviation, with the
+    reason from ``reasons[field]`` when given (e.g. the tiny profile's random backbone needs a larger lr).
+    """
+    extra = tuple(overrides.pop("deviations", ()))
+    paper = paper_recipe(question)
+    base = replace(paper, **overrides)
+    reasons = reasons or {}
+    deviations = list(_DATA_DEVIATIONS.get(question, ()))
+    for name in _RESULT_FIELDS:
+        ours, theirs = getattr(base, name), getattr(paper, name)
+        if ours != theirs:
+            why = f": {reasons[name]}" if name in reasons else ""
+            deviations.append(f"{name} {ours!r} instead of the paper's {theirs!r}{why}")
+    return replace(base, deviations=tuple(deviations) + extra)
 
 
 @dataclass
@@ -94,7 +189,10 @@ class TrainingResult:
     ``best_state_dict`` holds CPU copies of the weights of ``best_epoch`` (1-based). ``history`` has one
     record per epoch (train loss, validation loss/accuracy/kappa/uncertainty). ``val_metrics`` and
     ``test_metrics`` are ``classification_metrics`` of the best checkpoint (``test_metrics`` is None when
-    the test split is empty). ``splits`` are the indices into the inputs that were used for each split.
+    the test split is empty). ``splits`` are the indices into the inputs that were used for each split;
+    ``train_indices`` the training examples actually used per epoch (after resampling: repeats possible).
+    ``metadata`` says how the run executed (device, precision, shuffle) and lists the recipe's and the run's
+    deviations from the paper; it counts no demographic class.
     """
 
     best_state_dict: dict[str, Any]
@@ -107,6 +205,7 @@ class TrainingResult:
     class_names: list[str]
     recipe: TrainingRecipe
     metadata: dict[str, Any] = field(default_factory=dict)
+    train_indices: list[int] = field(default_factory=list)
 
 
 def split_dataset(labels: Sequence[int], recipe: TrainingRecipe = TrainingRecipe()) -> dict[str, list[int]]:
@@ -265,8 +364,8 @@ def restricted_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def train_classifier(
     model: "torch.nn.Module",
-    preprocess: Callable[["Image.Image"], "torch.Tensor"],
-    images: Sequence["Image.Image"],
+    preprocess: Callable[[Any], "torch.Tensor"],
+    images: "Sequence[Image.Image] | ExampleSource",
     labels: Sequence[int],
     class_names: Sequence[str],
     recipe: TrainingRecipe = TrainingRecipe(),
@@ -274,13 +373,14 @@ def train_classifier(
     splits: dict[str, list[int]] | None = None,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainingResult:
-    """Train ``model`` on ``images``/``labels`` with the paper's recipe; return the best-validation checkpoint.
+    """Train ``model`` on ``images``/``labels`` with ``recipe``; return the best-validation checkpoint.
 
-    ``model`` maps a float batch (B, C, H, W) to logits (B, len(class_names)); ``preprocess`` maps one PIL
-    image to a (C, H, W) tensor and is applied batch by batch, so a large crop set never has to sit in
-    memory as tensors. ``splits`` (keys train/val/test, indices into the inputs) replaces the seeded
-    stratified split, e.g. for a dataset shipped with fixed splits. ``on_epoch_end`` receives each history
-    record as it is produced (progress logging).
+    ``model`` maps a float batch (B, C, H, W) to logits (B, len(class_names)); ``preprocess`` maps one image to a
+    (C, H, W) tensor. ``images`` is a list of images or an ExampleSource (training_batches.py) that cuts crops
+    from the shards on demand: either way the images are decoded and preprocessed batch by batch in
+    ``recipe.loader_workers`` DataLoader processes, so a paper-scale crop set never sits in memory.
+    ``splits`` (keys train/val/test, indices into the inputs) replaces the seeded stratified split, e.g. for a
+    dataset shipped with fixed splits. ``on_epoch_end`` receives each history record as it is produced.
 
     The learning rate follows OneCycle stepped per batch, as in the original: a short warm-up from
     ``min_lr`` protects the pretrained backbone from large early updates of a randomly initialised head,
@@ -288,19 +388,38 @@ def train_classifier(
     number of steps, the returned weights are those of the epoch with the best validation accuracy (first
     such epoch on ties, as the original's strict ``>``), not the last: with full fine-tuning the backbone
     can overfit the (small, consensus-filtered) training set in later epochs. On return the model holds
-    the best weights, and the validation and test metrics are those of that checkpoint.
+    the best weights (on the training device), and the validation and test metrics are those of that checkpoint.
 
-    Training is deterministic on CPU for a given ``recipe.seed`` (seeded global torch RNG for dropout etc.
-    and a seeded generator for the per-epoch shuffle); initialising the model is the caller's business.
+    The race recipe rebalances the training split once, before the first epoch (``resample_divisor``), as the
+    original rebalances its training set; validation and test keep their natural class mix. Its validation
+    uncertainty is the evidential u = K/S; the cross-entropy recipe's is 1 - max softmax.
+
+    On CUDA the forward pass runs under bf16 autocast (``mixed_precision``); losses are computed in float32.
+    Training is deterministic on CPU for a given ``recipe.seed`` whatever ``loader_workers`` (the batch order
+    is planned in this process); initialising the model is the caller's business.
     """
     import torch
-    from torch import nn
     from torch.optim.lr_scheduler import OneCycleLR
+
+    from laion_audit.annotation.evidential_loss import (
+        evidential_mse_loss,
+        evidential_uncertainty,
+        kl_annealing_weight,
+    )
+    from laion_audit.annotation.training_batches import (
+        InMemoryImages,
+        batch_loader,
+        plan_batches,
+        resample_to_fraction_of_largest,
+    )
 
     class_names = list(class_names)
     labels = [int(label) for label in labels]
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    source = images if hasattr(images, "load") and hasattr(images, "group") else InMemoryImages(images, labels)
+    if len(source.labels) != len(labels):
+        raise ValueError(f"{len(source.labels)} images but {len(labels)} labels")
+    if list(source.labels) != labels:
+        raise ValueError("the example source's labels differ from the labels given")
     if len(set(class_names)) != len(class_names) or not class_names:
         raise ValueError(f"class_names must be non-empty and unique, got {class_names}")
     bad = sorted({label for label in labels if not 0 <= label < len(class_names)})
@@ -313,43 +432,60 @@ def train_classifier(
     if not splits["val"]:
         raise ValueError("the validation split is empty; the best checkpoint is chosen on it")
 
+    device = _training_device(recipe.device)
+    autocast = device.type == "cuda" and recipe.mixed_precision
     torch.manual_seed(recipe.seed)
-    shuffle_generator = torch.Generator().manual_seed(recipe.seed)
-    device = torch.device(recipe.device)
     model.to(device)
-    loss_fn = nn.CrossEntropyLoss()
+    evidential = recipe.loss == "evidential"
+    cross_entropy = torch.nn.CrossEntropyLoss()
 
-    def batch_of(indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.stack([preprocess(images[i]) for i in indices]).to(device)
-        y = torch.tensor([labels[i] for i in indices], dtype=torch.long, device=device)
-        return x, y
+    train_indices = list(splits["train"])
+    if recipe.resample_divisor is not None:
+        train_indices = resample_to_fraction_of_largest(labels, train_indices, recipe.resample_divisor, recipe.seed)
+    steps_per_epoch = math.ceil(len(train_indices) / recipe.batch_size)
+    total_steps = recipe.epochs * steps_per_epoch
+    annealing_steps = max(1, round(recipe.kl_anneal_fraction * total_steps))
+    step = 0  # optimizer steps taken, for the KL annealing
+
+    def loss_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if evidential:
+            return evidential_mse_loss(logits, y, kl_annealing_weight(step, annealing_steps))
+        return cross_entropy(logits.float(), y)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        logits = model(x)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x)
         if logits.ndim != 2 or logits.shape[1] != len(class_names):
             raise ValueError(
                 f"model returned logits of shape {tuple(logits.shape)}, expected (batch, {len(class_names)})"
             )
-        return logits
+        return logits.float()
+
+    def batches(indices: list[int], seed: int | None):
+        plan = plan_batches(source, indices, recipe.batch_size, seed=seed, window_groups=recipe.shuffle_window_groups)
+        loader = batch_loader(source, plan, preprocess, workers=recipe.loader_workers,
+                              pin_memory=device.type == "cuda")
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
     def evaluate(indices: list[int]) -> tuple[dict[str, Any], float]:
         model.eval()
         preds: list[int] = []
         uncertainty: list[float] = []
         total_loss = 0.0
+        truth: list[int] = []
         with torch.no_grad():
-            for start in range(0, len(indices), recipe.batch_size):
-                x, y = batch_of(indices[start : start + recipe.batch_size])
+            for x, y in batches(indices, seed=None):
                 logits = forward(x)
-                total_loss += float(loss_fn(logits, y)) * len(y)
-                probs = torch.softmax(logits.float(), dim=-1)
-                preds.extend(probs.argmax(dim=-1).tolist())
-                uncertainty.extend((1 - probs.max(dim=-1).values).tolist())
-        metrics = classification_metrics([labels[i] for i in indices], preds, class_names, uncertainty)
+                total_loss += float(loss_of(logits, y)) * len(y)
+                preds.extend(logits.argmax(dim=-1).tolist())
+                truth.extend(y.tolist())
+                if evidential:
+                    uncertainty.extend(evidential_uncertainty(logits).tolist())
+                else:
+                    uncertainty.extend((1 - torch.softmax(logits, dim=-1).max(dim=-1).values).tolist())
+        metrics = classification_metrics(truth, preds, class_names, uncertainty)
         return metrics, total_loss / len(indices)
-
-    train_indices = list(splits["train"])
-    steps_per_epoch = math.ceil(len(train_indices) / recipe.batch_size)
 
     def full_optimizer(epochs: int) -> tuple[torch.optim.Optimizer, OneCycleLR]:
         kwargs = {} if recipe.weight_decay is None else {"weight_decay": recipe.weight_decay}
@@ -394,14 +530,13 @@ def train_classifier(
                 optimizer, scheduler = full_optimizer(recipe.epochs - 1)
 
             model.train()
-            order = torch.randperm(len(train_indices), generator=shuffle_generator).tolist()
             total_loss = 0.0
-            for start in range(0, len(order), recipe.batch_size):
-                x, y = batch_of([train_indices[i] for i in order[start : start + recipe.batch_size]])
-                loss = loss_fn(forward(x), y)
+            for x, y in batches(train_indices, seed=_epoch_seed(recipe.seed, epoch)):
+                loss = loss_of(forward(x), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                step += 1
                 if scheduler is not None:
                     scheduler.step()
                 total_loss += float(loss.detach()) * len(y)
@@ -436,6 +571,8 @@ def train_classifier(
     val_metrics, _ = evaluate(splits["val"])
     test_metrics = evaluate(splits["test"])[0] if splits["test"] else None
 
+    shuffle_global = plan_batches(source, train_indices, recipe.batch_size, seed=0,
+                                  window_groups=recipe.shuffle_window_groups).global_shuffle
     return TrainingResult(
         best_state_dict=best_state,
         best_epoch=best_epoch,
@@ -446,8 +583,52 @@ def train_classifier(
         test_metrics=test_metrics,
         class_names=class_names,
         recipe=recipe,
-        metadata={"steps_per_epoch": steps_per_epoch, "n_examples": len(labels)},
+        metadata=run_metadata(recipe, device, autocast, shuffle_global, steps_per_epoch, len(labels)),
+        train_indices=train_indices,
     )
+
+
+def _training_device(requested: str | None) -> "torch.device":
+    """``requested``, or the current CUDA device when there is one, else the CPU; always with its index on CUDA."""
+    import torch
+
+    if requested is None:
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def run_metadata(recipe: TrainingRecipe, device: "torch.device", autocast: bool, shuffle_global: bool,
+                 steps_per_epoch: int, n_examples: int) -> dict[str, Any]:
+    """How the run executed, and every deviation from the paper: the recipe's own plus the run's."""
+    deviations = list(recipe.deviations)
+    if autocast:
+        deviations.append("forward pass under bf16 autocast on CUDA (the paper's precision is not stated)")
+    if not shuffle_global:
+        deviations.append(f"training order shuffled within windows of {recipe.shuffle_window_groups} shards, "
+                          "shard order reshuffled each epoch (paper: a uniform shuffle of the whole training set)")
+    meta: dict[str, Any] = {
+        "steps_per_epoch": steps_per_epoch,
+        "n_examples": n_examples,
+        "device": str(device),
+        "precision": "bf16-autocast" if autocast else "fp32",
+        "loader_workers": recipe.loader_workers,
+        "shuffle": "global" if shuffle_global else f"window of {recipe.shuffle_window_groups} shards",
+        "recipe": recipe.as_record(),
+        "deviations": deviations,
+    }
+    if device.type == "cpu":
+        meta["device_note"] = ("trained on the CPU" + ("" if recipe.device == "cpu" else ": no CUDA device was "
+                               "available") + "; same recipe, in fp32, far slower than on a GPU")
+    return meta
 
 
 def _is_head(name: str, prefix: str) -> bool:

@@ -42,7 +42,7 @@ from laion_audit.models.image_classifier import (
     write_meta,
     write_training_record,
 )
-from laion_audit.annotation.crops import PersonBox, crop, iter_person_images
+from laion_audit.annotation.crops import PersonBox
 from laion_audit.shards.sources import ShardSource
 from laion_audit.shards.store import ShardStore
 from laion_audit.stats.group_statistics import K_MIN
@@ -54,18 +54,35 @@ class NotEnoughConsensusError(ValueError):
 
 @dataclass
 class ConsensusExamples:
-    images: list
+    """The consensus-labelled crops: by reference (shard, key, box_id) and box, cut from the shards when training
+    reads them (``locate`` set, ``images`` None), or, for tests and small imports, as images in memory."""
+
+    images: list | None
     labels: list[int]
     refs: list[tuple[str, str, int]]  # (shard, key, box_id)
     # {shard: data version} of the vote shards used, and the shards left out because their boxes changed.
     votes_versions: dict[str, str] = field(default_factory=dict)
     skipped_stale: list[str] = field(default_factory=list)
+    boxes: list[PersonBox] = field(default_factory=list)
+    locate: Callable[[str], ShardSource] | None = None
+
+    def source(self):
+        """The training_batches.ExampleSource the training loop streams from."""
+        from laion_audit.annotation.training_batches import InMemoryImages, ShardCrops
+
+        if self.images is not None:
+            return InMemoryImages(self.images, self.labels)
+        if self.locate is None:
+            raise ValueError("consensus examples without images need a locate function to cut their crops")
+        return ShardCrops(self.refs, self.boxes, self.labels, self.locate)
 
 
 def consensus_examples(
     store: ShardStore, votes_asset: str, classes: tuple[str, ...], locate: Callable[[str], ShardSource]
 ) -> ConsensusExamples:
-    examples = ConsensusExamples([], [], [])
+    """Every consensus crop of the complete vote shards, by reference: no pixel is read here (training streams
+    them from the shards), so a paper-scale consensus set costs a few bytes per crop in memory."""
+    examples = ConsensusExamples(None, [], [], locate=locate)
     for shard, marker in sorted(store.complete_shards(votes_asset, restricted=True).items()):
         # Votes name boxes by box_id; if the boxes were recomputed since, the ids point at other people.
         boxes_marker = store.read_marker("person_boxes", shard) or {}
@@ -80,14 +97,19 @@ def consensus_examples(
         if not agreed:
             continue
         boxes_table = store.read_table("person_boxes", shard)
-        wanted = [
-            PersonBox(r["key"], r["box_id"], (r["x1"], r["y1"], r["x2"], r["y2"]))
-            for r in boxes_table.to_pylist()
-            if (r["key"], r["box_id"]) in agreed
-        ]
-        for box, image in iter_person_images(locate(shard), wanted):
-            examples.images.append(crop(image, box))
-            examples.labels.append(classes.index(agreed[(box.key, box.box_id)]))
+        found = {}
+        for r in boxes_table.to_pylist():
+            if (r["key"], r["box_id"]) in agreed:
+                found[(r["key"], r["box_id"])] = PersonBox(r["key"], r["box_id"], (r["x1"], r["y1"], r["x2"], r["y2"]))
+        lost = [ref for ref in agreed if ref not in found]
+        if lost:
+            # Same boxes version as the votes, so every voted box must be there; never train on a silent subset.
+            raise ValueError(f"{len(lost)} voted boxes of shard {shard} are missing from person_boxes, "
+                             f"e.g. sample {lost[0][0]} box {lost[0][1]}")
+        for ref in sorted(found):
+            box = found[ref]
+            examples.boxes.append(box)
+            examples.labels.append(classes.index(agreed[ref]))
             examples.refs.append((shard, box.key, box.box_id))
     return examples
 
@@ -115,15 +137,30 @@ def train_from_consensus(
             f"in {present} class{'es' if present != 1 else ''}; "
             "materialize more vote shards, raise the vote sample size, or import a checkpoint"
         )
+    divisor = getattr(recipe, "resample_divisor", None)
+    if divisor is not None and max(counts.values()) < divisor:
+        raise NotEnoughConsensusError(
+            f"the recipe resamples every class to floor(largest class / {divisor}), and the largest class has fewer "
+            f"than {divisor} consensus crops; materialize more vote shards or import a checkpoint")
     backbone, preprocess = load_backbone(backbone_reference)
     model = build_classifier(backbone, len(classes))
-    result = train_classifier(model, preprocess, examples.images, examples.labels, list(classes), recipe)
+    result = train_classifier(model, preprocess, examples.source(), examples.labels, list(classes), recipe)
     refs = {split: [list(examples.refs[i]) for i in indices] for split, indices in result.splits.items()}
-    split_counts = {split: {name: sum(1 for i in indices if examples.labels[i] == c) for c, name in enumerate(classes)}
-                    for split, indices in result.splits.items()}
+
+    def per_class(indices):
+        return {name: sum(1 for i in indices if examples.labels[i] == c) for c, name in enumerate(classes)}
+
+    split_counts = {split: per_class(indices) for split, indices in result.splits.items()}
+    run = dict(result.metadata)
     full = {
         "trained_on": {"n_examples": len(examples.labels), "class_counts": counts, "splits": refs,
-                       "split_class_counts": split_counts, "votes_versions": examples.votes_versions},
+                       "split_class_counts": split_counts, "votes_versions": examples.votes_versions,
+                       "resampled_train_class_counts": per_class(result.train_indices)},
+        "recipe": run.pop("recipe"),
+        "deviations": run.pop("deviations"),
+        "training_run": run,
+        "output": {"logits": "raw head outputs",
+                   "probabilities": "dirichlet_mean" if recipe.loss == "evidential" else "softmax"},
         "backbone_fingerprint": backbone_fingerprint,
         "best_epoch": result.best_epoch,
         "val_metrics": result.val_metrics,
@@ -145,7 +182,7 @@ def import_checkpoint(source_folder: Path, out_root: Path, classes: tuple[str, .
 
 
 # trained_on entries that count or name individual examples: restricted.
-_RESTRICTED_TRAINED_ON = ("class_counts", "splits", "split_class_counts")
+_RESTRICTED_TRAINED_ON = ("class_counts", "splits", "split_class_counts", "resampled_train_class_counts")
 _HISTORY_OVERALL = ("val_accuracy", "val_kappa", "val_mean_uncertainty", "val_auroc_mispredicted")
 
 

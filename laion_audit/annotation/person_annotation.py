@@ -110,30 +110,34 @@ def _ordered(boxes_table: pa.Table, person_rows: list[dict], model: Any) -> list
     return [row for key in fallback for row in (by_key.get(key) or [fallback[key]])]
 
 
+def abstains(logits, abstain_max_logit_at_or_below: float | None) -> bool:
+    """The paper's abstain rule (race_labeling_classifier.py:96-122): the raw max logit at or below the threshold."""
+    return abstain_max_logit_at_or_below is not None and float(max(logits)) <= abstain_max_logit_at_or_below
+
+
 def label_shard(
     source: ShardSource,
     boxes_table: pa.Table,
     classifier: Any,
     classes: Sequence[str],
     *,
-    abstain_threshold: float | None = None,
+    abstain_max_logit_at_or_below: float | None = None,
     abstain_class: str = "unclear",
     batch_size: int = 64,
     workers: int = 0,
     stats: LoaderStats | None = None,
 ) -> pa.Table:
-    """Classifier probabilities per valid person; below ``abstain_threshold`` the label is ``abstain_class``."""
+    """Classifier probabilities per valid person; the label is the argmax class, or ``abstain_class`` when the raw
+    max logit is at or below ``abstain_max_logit_at_or_below`` (``abstains``; None: never abstain)."""
     boxes = valid_boxes(boxes_table)
     person_rows: list[dict[str, Any]] = []
     images = iter_person_images(source, boxes, workers=workers, stats=stats)
     for batch in chunked(((box, crop(image, box)) for box, image in images), batch_size):
         with _model_time(stats):
-            probabilities = classifier.predict_proba([c for _, c in batch])
-        for (box, _), p in zip(batch, probabilities, strict=True):
-            best = int(p.argmax())
-            label = classes[best]
-            if abstain_threshold is not None and float(p[best]) < abstain_threshold:
-                label = abstain_class
+            logits = classifier.predict_logits([c for _, c in batch])
+            probabilities = classifier.probabilities(logits)
+        for (box, _), z, p in zip(batch, logits, probabilities, strict=True):
+            label = abstain_class if abstains(z, abstain_max_logit_at_or_below) else classes[int(z.argmax())]
             person_rows.append({
                 "shard": source.key, "key": box.key, "box_id": box.box_id, "label": label,
                 **{f"p_{name}": float(v) for name, v in zip(classes, p, strict=True)},

@@ -265,16 +265,53 @@ def _votes_asset(question: str, gpu_asset: dict):
 
 
 class ClassifierConfig(CheckedConfig):
-    # None: the profile's value (paper: 10 epochs at 1e-5; tiny: 3 at 1e-3).
+    # None: the profile's value. Paper profile: the paper's recipe for the question (gender: 10 epochs at 1e-5,
+    # cross-entropy; race: 10 epochs at 1e-4, evidential loss, classes resampled to max/4). Tiny: 3 epochs at 1e-3.
     epochs: int | None = None
     lr: float | None = None
     batch_size: int = 32
     seed: int = 0
     import_checkpoint: str | None = None
+    # How training runs, not what it learns: None = CUDA when available, else CPU (said in the metadata).
+    device: str | None = None
+    mixed_precision: bool = True  # bf16 autocast, CUDA only
+    loader_workers: int | None = None  # crop-decoding processes; None: min(4, CPU count - 1); 0: in process
+    # Crops are streamed from the shards; the order is shuffled within windows of this many shards (bounded
+    # memory). None: a uniform shuffle of the whole training set (the paper's), holding every crop per epoch.
+    shuffle_window_shards: int | None = 256
 
     def problems(self) -> list[str]:
         return (out_of_range("epochs", self.epochs, 1) + out_of_range("lr", self.lr, 0, 1, low_open=True)
-                + out_of_range("batch_size", self.batch_size, 1))
+                + out_of_range("batch_size", self.batch_size, 1) + out_of_range("loader_workers", self.loader_workers, 0)
+                + out_of_range("shuffle_window_shards", self.shuffle_window_shards, 1))
+
+
+def classifier_recipe(question: str, config: ClassifierConfig, profile: str):
+    """The paper's recipe for ``question``; epochs and lr from the run config, else from the profile (the paper
+    profile's are the paper's own), each departure recorded with its reason in the recipe's deviations."""
+    from laion_audit.annotation.classifier_training import paper_recipe, recipe_for
+
+    paper = paper_recipe(question)
+    chosen, reasons = {}, {}
+    for name, config_value, profile_key in (("epochs", config.epochs, "classifier_epochs"),
+                                            ("lr", config.lr, "classifier_lr")):
+        if config_value is not None:
+            chosen[name], reasons[name] = config_value, "set in the run config"
+        elif profile != "paper":
+            chosen[name] = profile_default(profile, profile_key)
+            reasons[name] = f"{profile} profile default (random-weight backbone, trained in seconds)"
+    if profile != "paper" and paper.resample_divisor is not None:
+        # A tiny run has a handful of consensus crops per class: floor(max / 4) would leave none to train on.
+        chosen["resample_divisor"] = 1
+        reasons["resample_divisor"] = (f"{profile} profile: too few consensus crops for floor(max / "
+                                       f"{paper.resample_divisor}); every class oversampled to the largest")
+    lr = chosen.get("lr", paper.lr)
+    min_lr = min(paper.min_lr, lr)
+    if min_lr != paper.min_lr:
+        reasons["min_lr"] = "lowered to the chosen lr"
+    return recipe_for(question, reasons=reasons, **chosen, min_lr=min_lr, batch_size=config.batch_size,
+                      seed=config.seed, device=config.device, mixed_precision=config.mixed_precision,
+                      loader_workers=_workers(config), shuffle_window_groups=config.shuffle_window_shards)
 
 
 def _classifier_asset(question: str, classes: tuple[str, ...], settings: Settings):
@@ -283,14 +320,16 @@ def _classifier_asset(question: str, classes: tuple[str, ...], settings: Setting
     @asset(
         name=name,
         deps=[f"{question}_votes", BOXES, weights_key("classifier_backbone")],
-        code_version="classifier-2",
+        code_version="classifier-3",
         group_name="models",
         op_tags=gpu_op_tags(settings.gpu),
         pool=GPU_POOL,
         kinds={"pytorch"},
         description=f"{question.capitalize()} classifier: open_clip image tower + linear head fine-tuned on the "
-        "ensemble's consensus labels (AdamW, OneCycle, cross-entropy, best validation accuracy), or an imported "
-        "checkpoint. Data version = checkpoint sha256.",
+        "ensemble's consensus labels with the paper's recipe for the question (AdamW, OneCycle per batch, best "
+        "validation accuracy; gender cross-entropy, race evidential loss and class resampling), on CUDA when "
+        "available, or an imported checkpoint. Recipe, device and deviations from the paper in classifier.json. "
+        "Data version = checkpoint sha256.",
     )
     def _classifier(
         context: AssetExecutionContext,
@@ -299,7 +338,6 @@ def _classifier_asset(question: str, classes: tuple[str, ...], settings: Setting
         shard_inputs: ShardInputsResource,
         models: ModelsResource,
     ) -> MaterializeResult:
-        from laion_audit.annotation.classifier_training import TrainingRecipe
         from laion_audit.models.image_classifier import RECORD_FILE
         from laion_audit.stats.group_statistics import K_MIN
 
@@ -312,10 +350,7 @@ def _classifier_asset(question: str, classes: tuple[str, ...], settings: Setting
             if examples.skipped_stale:
                 context.log.warning(f"{len(examples.skipped_stale)} vote shards were computed on boxes that have "
                                     "since changed and were left out; re-materialize them to use them")
-            epochs = profile_default(models.profile, "classifier_epochs", config.epochs)
-            lr = profile_default(models.profile, "classifier_lr", config.lr)
-            recipe = TrainingRecipe(batch_size=config.batch_size, epochs=epochs, lr=lr, min_lr=lr / 10,
-                                    seed=config.seed)
+            recipe = classifier_recipe(question, config, models.profile)
             backbone = models.resolve("classifier_backbone")
             reference = f"local-dir:{backbone.path}" if backbone.path.is_dir() else str(backbone.path)
             try:
@@ -334,6 +369,10 @@ def _classifier_asset(question: str, classes: tuple[str, ...], settings: Setting
             "training_record": MetadataValue.path(str(record)) if record.is_file() else None,
             "imported": bool(config.import_checkpoint),
             "random_weights_backbone": models.random_weights(),
+            "recipe": MetadataValue.json(meta["recipe"]) if meta.get("recipe") else None,
+            "deviations_from_paper": MetadataValue.json(meta["deviations"]) if "deviations" in meta else None,
+            "device": (meta.get("training_run") or {}).get("device"),
+            "device_note": (meta.get("training_run") or {}).get("device_note"),
         }
         if val:
             k_min = val.get("suppressed_below", K_MIN)
@@ -356,15 +395,15 @@ def _classifier_asset(question: str, classes: tuple[str, ...], settings: Setting
 
 
 class LabelsConfig(CheckedConfig):
-    # Below this top probability the label is "unclear" (paper: a race-classifier threshold, value not public).
-    abstain_threshold: float | None = None
+    # The paper's abstain rule (race_labeling_classifier.py): the label is "unclear" when the classifier's raw max
+    # logit is <= this value (a logit, not a probability; the paper's race value is not public). None: never.
+    abstain_max_logit_at_or_below: float | None = None
     batch_size: int = 64
     loader_workers: int | None = None  # image-decoding processes; None: min(4, CPU count - 1); 0: in process
     force: bool = False
 
     def problems(self) -> list[str]:
-        return (out_of_range("abstain_threshold", self.abstain_threshold, 0, 1)
-                + out_of_range("batch_size", self.batch_size, 1)
+        return (out_of_range("batch_size", self.batch_size, 1)
                 + out_of_range("loader_workers", self.loader_workers, 0))
 
 
@@ -393,7 +432,9 @@ def _labels_asset(question: str, classes: tuple[str, ...], gpu_asset: dict):
         folder, fingerprint = current_checkpoint(models.trained_root(classifier_role))
         classifier = models.classifier(folder, fingerprint, classifier_role)
         backbone = models.current_models().classifier_meta(classifier_role).get("backbone_fingerprint")
-        label_settings = {"abstain_threshold": config.abstain_threshold}
+        label_settings = {"abstain_max_logit_at_or_below": config.abstain_max_logit_at_or_below,
+                          "abstain_rule": "max raw logit <= abstain_max_logit_at_or_below -> unclear",
+                          "abstain_class": "unclear"}
         run_stats = LoaderStats()
 
         def process(shard: str):
@@ -403,7 +444,8 @@ def _labels_asset(question: str, classes: tuple[str, ...], gpu_asset: dict):
             def compute():
                 stats = LoaderStats()
                 table = label_shard(shard_inputs.locate(shard), read_upstream(store, BOXES, shard, boxes_version),
-                                    classifier, classes, abstain_threshold=config.abstain_threshold,
+                                    classifier, classes,
+                                    abstain_max_logit_at_or_below=config.abstain_max_logit_at_or_below,
                                     batch_size=config.batch_size, workers=_workers(config), stats=stats)
                 run_stats.add(stats)
                 return table, {"persons": table.filter(table["box_id"].is_valid()).num_rows,

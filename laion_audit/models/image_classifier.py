@@ -102,7 +102,8 @@ class TrainedClassifier:
         self.batch_size = batch_size
         self.meta = meta
 
-    def predict_proba(self, crops: Sequence[Image.Image]):
+    def predict_logits(self, crops: Sequence[Image.Image]):
+        """Raw head outputs (N, classes) as float32 numpy: what the paper's abstain rule compares."""
         import numpy as np
         import torch
 
@@ -110,5 +111,20 @@ class TrainedClassifier:
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
                 batch = torch.stack([self.preprocess(c) for c in crops[start : start + self.batch_size]])
-                out.append(torch.softmax(self.model(batch.to(self.device)).float(), dim=-1).cpu().numpy())
+                out.append(self.model(batch.to(self.device)).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype="float32")
+
+    def probabilities(self, logits):
+        """Class probabilities from logits: the Dirichlet mean α/S for an evidentially trained classifier (its
+        outputs are evidence, not log-odds), softmax otherwise (and for checkpoints that do not say)."""
+        import numpy as np
+
+        logits = np.asarray(logits, dtype="float64")
+        if (self.meta.get("output") or {}).get("probabilities") == "dirichlet_mean":
+            alpha = np.logaddexp(0.0, logits) + 1.0  # softplus evidence + 1
+            return (alpha / alpha.sum(axis=-1, keepdims=True)).astype("float32")
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return (shifted / shifted.sum(axis=-1, keepdims=True)).astype("float32")
+
+    def predict_proba(self, crops: Sequence[Image.Image]):
+        return self.probabilities(self.predict_logits(crops))
