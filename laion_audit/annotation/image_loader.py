@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from laion_audit.annotation.throughput import LoaderStats
+from laion_audit.annotation.worker_processes import worker_context
 from laion_audit.shards.images import iter_image_bytes
 from laion_audit.shards.reader import stable_text
 from laion_audit.shards.sources import ShardSource
@@ -106,15 +107,15 @@ def load_batches(
 ) -> Iterator[ImageBatch]:
     """Yield the shard's wanted samples in batches, in tar order; ``stats`` gets the time spent waiting.
 
-    ``prepare`` runs in the workers: a module-level function or a picklable object. Workers are forked (the
-    Linux default), so they must not touch CUDA; they only decode and resize on the CPU.
+    ``prepare`` runs in the workers: a module-level function or a picklable object. Workers start from a clean
+    forkserver (worker_processes.py), never by forking the run; they only decode and resize on the CPU.
     """
     if workers < 0:
         raise ValueError("workers must be 0 (decode in this process) or more")
     dataset = ShardImages(source, keys, prepare, batch_size, stack=stack)
     loader = DataLoader(
         dataset, batch_size=None, collate_fn=_as_is, num_workers=workers, pin_memory=pin_memory,
-        prefetch_factor=prefetch_factor if workers else None,
+        prefetch_factor=prefetch_factor if workers else None, multiprocessing_context=worker_context(workers),
     )
     stats = stats if stats is not None else LoaderStats()
     started = time.perf_counter()

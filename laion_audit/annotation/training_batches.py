@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from laion_audit.annotation.worker_processes import worker_context
 from laion_audit.annotation.crops import PersonBox, crop, iter_person_images
 from laion_audit.shards.sources import ShardSource
 
@@ -189,7 +190,8 @@ def batch_loader(source: ExampleSource, plan: BatchPlan, preprocess: Callable[[A
                  pin_memory: bool = False):
     """A DataLoader over the plan; ``workers`` processes decode and preprocess (0: in this process)."""
     return DataLoader(PlannedBatches(source, plan, preprocess), batch_size=None, num_workers=workers,
-                      pin_memory=pin_memory, prefetch_factor=2 if workers else None)
+                      pin_memory=pin_memory, prefetch_factor=2 if workers else None,
+                      multiprocessing_context=worker_context(workers))
 
 
 def class_counts(labels: Sequence[int], indices: Sequence[int]) -> Counter:

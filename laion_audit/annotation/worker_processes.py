@@ -1,0 +1,21 @@
+"""How DataLoader worker processes are started: from a clean server process, never by forking the run.
+
+A Dagster run, polars and torch keep threads in the parent process. Forking copies their locks in whatever
+state they are in, so a forked worker can block forever on a lock another thread held at the moment of the
+fork — seen in the annotation chain test as a worker stuck right after fork(). The forkserver start method forks
+workers from a single-threaded server process instead (spawn where there is no forkserver). The price is that a
+worker's dataset is pickled to it, so datasets and their transforms must be picklable.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.context import BaseContext
+
+
+def worker_context(workers: int) -> BaseContext | None:
+    """The multiprocessing context for ``workers`` DataLoader processes (None: no workers, nothing to start)."""
+    if workers == 0:
+        return None
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method)
