@@ -80,7 +80,8 @@ _LABEL_ALIASES = {
         "raceisunclearcannottellnopersonvisible": "unclear",
     },
 }
-_LABEL_COLUMNS = {"gender": ("label", "predicted_gender", "gender"), "race": ("label", "predicted_race", "race", "answer")}
+_LABEL_COLUMNS = {"gender": ("label", "predicted_gender", "gender"),
+                  "race": ("label", "predicted_race", "race", "answer")}
 _COORDS = ("x1", "y1", "x2", "y2")
 
 
@@ -114,8 +115,8 @@ class ImportReport:
     report_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"asset": self.asset, "file": self.file, "sha256": self.sha256, "rows": self.rows, "sample_rows": self.sample_rows,
-                "written": self.written, "skipped_complete": self.skipped_complete,
+        return {"asset": self.asset, "file": self.file, "sha256": self.sha256, "rows": self.rows,
+                "sample_rows": self.sample_rows, "written": self.written, "skipped_complete": self.skipped_complete,
                 "rejected": [vars(r) for r in self.rejected],
                 "rejected_by_reason": dict(Counter(r.reason for r in self.rejected)),
                 "error_rows_by_reason": dict(self.error_rows), "unknown_label_values": dict(self.unknown_labels)}
@@ -399,8 +400,9 @@ def import_annotations(
                 report.rejected.append(Rejected(line, shard, key, "unknown sample key"))
                 continue
             placed.append((line, {**row, "_key": key, **{c: _number(row.get(c)) for c in _COORDS}}))
-        recipe = import_recipe(asset, path.name, sha256, file_format, {upstream_asset: upstream_marker["data_version"]},
-                               {"min_side": min_side} if kind == "boxes" else {"question": question} if question else {})
+        settings = {"min_side": min_side} if kind == "boxes" else {"question": question} if question else {}
+        recipe = import_recipe(asset, path.name, sha256, file_format,
+                               {upstream_asset: upstream_marker["data_version"]}, settings)
         # The table is built even when the shard is complete, so the report of a repeated import is complete too.
         if kind == "boxes":
             table = _boxes_table(shard, upstream_table, placed, model, min_side, report)
