@@ -74,13 +74,31 @@ def write_shard(
     restricted: bool = False,
     force: bool = False,
 ) -> ShardOutcome:
-    """Skip the shard if complete for this recipe, else compute its table and publish it atomically."""
+    """Skip the shard if complete for this recipe, or holding a current import; else compute and publish it.
+
+    An imported partition (``laion-audit import``) is kept while it is current: same code version, same upstream
+    data versions. The import is the user's statement about the data, and the nightly schedules request whole
+    stages (boxes with votes), so without this a run for the missing votes would silently replace imported boxes
+    with a detector's. ``force`` replaces it; so does changed upstream data, which the import no longer describes.
+    """
     if not force and (marker := store.complete_marker(recipe, shard, restricted)) is not None:
+        return ShardOutcome(shard, True, marker, store.data_url(recipe.asset, shard, restricted, marker=marker))
+    if not force and (marker := current_import(store, recipe, shard, restricted)) is not None:
         return ShardOutcome(shard, True, marker, store.data_url(recipe.asset, shard, restricted, marker=marker))
     table, extra = compute()
     marker = store.write_table(Provenance(recipe, shard, context.run.run_id), table, restricted=restricted,
                                marker_extra=extra)
     return ShardOutcome(shard, False, marker, store.data_url(recipe.asset, shard, restricted, marker=marker))
+
+
+def current_import(store: ShardStore, recipe: Recipe, shard: str, restricted: bool = False) -> dict[str, Any] | None:
+    """The shard's marker if it holds an import made for this code version and these upstream versions."""
+    marker = store.read_marker(recipe.asset, shard, restricted)
+    recorded = Recipe.from_marker(marker) if marker else None
+    if (recorded is None or not recorded.imported or recorded.code_version != recipe.code_version
+            or dict(recorded.upstream) != dict(recipe.upstream)):
+        return None
+    return marker if store.fs.exists(store.data_path(recipe.asset, shard, restricted, marker)) else None
 
 
 def _shard_metadata(outcome: ShardOutcome, names: Sequence[str]) -> dict[str, Any]:

@@ -135,6 +135,45 @@ def _cmd_models_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+# What to run after an import: the asset jobs whose outputs read the imported partitions.
+_AFTER_IMPORT = {
+    "person_boxes": "gender_votes/race_votes (person_detection_job keeps the imported boxes) and person_labels_job",
+    "gender_labels": "group_counts_job", "race_labels": "group_counts_job", "person_captions": "the caption reports",
+}
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from laion_audit.annotation.imports import ImportFileError, import_annotations
+    from laion_audit.ops.settings import Settings
+    from laion_audit.shards.store import ShardStore
+
+    store = ShardStore(args.store or Settings.from_env().store_root)
+    registered = None
+    if os.environ.get("DAGSTER_HOME"):
+        from dagster import DagsterInstance
+
+        from laion_audit.defs.partitions import shard_partitions
+
+        with DagsterInstance.get() as instance:
+            registered = set(instance.get_dynamic_partitions(shard_partitions.name))
+    try:
+        report = import_annotations(store, Path(args.file), args.kind, question=args.question, registered=registered,
+                                    min_side=args.min_side)
+    except (ImportFileError, ValueError, FileNotFoundError) as exc:
+        print(f"laion-audit: {exc}", file=sys.stderr)
+        return 2
+    print(f"{report.asset}: {report.rows} rows of {report.file} (sha256 {report.sha256[:16]}); "
+          f"{len(report.written)} shards written, {len(report.skipped_complete)} already imported from this file")
+    for reason, n in sorted(report.to_dict()["rejected_by_reason"].items()):
+        print(f"  rejected {n:>6}  {reason}")
+    for reason, n in sorted(report.error_rows.items()):
+        print(f"  error rows {n:>4}  {reason}")
+    print(f"report: {report.report_path}")
+    print("Dagster has no materialization events for these partitions; downstream assets read the store's markers. "
+          f"Next: {_AFTER_IMPORT[report.asset]}. A normal run keeps a current import; force: true replaces it.")
+    return 0 if report.written or report.skipped_complete else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="laion-audit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     review_precision = review_commands.add_parser("precision", help="per-word precision of a filled review")
     review_precision.add_argument("review")
     review_precision.set_defaults(func=_cmd_crime_review_precision)
+
+    imports = commands.add_parser(
+        "import", help="import existing boxes, labels or captions (the paper scripts' CSVs or parquet in this "
+        "project's schemas) as shard partitions, provenance 'imported from FILE sha256 ...'")
+    imports.add_argument("kind", choices=["boxes", "labels", "captions"])
+    imports.add_argument("file")
+    imports.add_argument("--store", help="store root (default: $LAION_AUDIT_STORE or $LAION_AUDIT_HOME/store)")
+    imports.add_argument("--question", choices=["gender", "race"], help="which labels (required for labels)")
+    imports.add_argument("--min-side", type=float, default=30.0, help="boxes: valid when min side >= this (px)")
+    imports.set_defaults(func=_cmd_import)
 
     stale = commands.add_parser(
         "stale", help="per-shard outputs that are missing or stale (a model, upstream partition, code version or "

@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# The settings key of a recipe that imported its rows from a file instead of computing them (annotation/imports.py).
+IMPORTED_SETTING = "imported"
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -61,6 +65,11 @@ class Recipe:
         Dataset tables combine shards only when each input has one version set (see audits/report_inputs).
         """
         return sha256_text(canonical_json({k: v for k, v in self.parts().items() if k != "upstream"}))[:16]
+
+    @property
+    def imported(self) -> bool:
+        """Rows read from a user's file (no model ran): ``settings["imported"]`` names the file and its sha256."""
+        return IMPORTED_SETTING in self.settings
 
     @classmethod
     def from_marker(cls, marker: Mapping[str, Any]) -> Recipe | None:
