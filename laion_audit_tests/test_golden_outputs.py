@@ -151,7 +151,8 @@ def _matches(actual, expected, path="") -> list[str]:
     if isinstance(expected, list) and isinstance(actual, list):
         if len(actual) != len(expected):
             return [f"{path}: {len(actual)} items != {len(expected)}: {actual!r}"]
-        return [m for i, (x, y) in enumerate(zip(actual, expected, strict=True)) for m in _matches(x, y, f"{path}[{i}]")]
+        return [m for i, (x, y) in enumerate(zip(actual, expected, strict=True))
+                for m in _matches(x, y, f"{path}[{i}]")]
     return [] if actual == expected else [f"{path}: {actual!r} != {expected!r}"]
 
 
