@@ -3,17 +3,17 @@ model on pre-made tensors, measured in the same run.
 
 Random-weight models built from the real architectures' configurations (nothing is downloaded):
   detector    YOLO11-l from ultralytics' yolo11l.yaml through PersonDetector.detect (ultralytics predict:
-              letterbox, forward, NMS, person class only) on PIL images   vs   the predictor's own fused
-              network on a pre-made (batch, 3, 640, 640) tensor already on the device.          Reports boxes/s and images/s.
+              letterbox, forward, NMS, person class only) on PIL images, vs the predictor's own fused network on
+              a pre-made (batch, 3, 640, 640) tensor already on the device. Reports images/s and boxes per image.
   classifier  open_clip 'ViT-B-16-SigLIP' (pretrained=None) with a linear head, through
-              TrainedClassifier.predict_logits (open_clip preprocess of each PIL crop, batching, forward) vs the classifier on a pre-made
-              (batch, 3, 224, 224) tensor.                                 Reports crops/s.
+              TrainedClassifier.predict_logits (open_clip preprocess of each PIL crop, batching, forward), vs the
+              classifier on a pre-made (batch, 3, 224, 224) tensor. Reports crops/s.
   captioner   an InternVL3-8B-size model (InternViT-300M + Qwen2.5-7B shapes, InternVL3-8B-hf's configuration
               written out below; the tokenizer is a small local BPE, so token *values* are meaningless but
               the sequence lengths, tiling (up to 12 448-px tiles + thumbnail, 256 tokens each) and compute
               are InternVL3-8B's) through VisionLanguageModel.generate (chat template, processor tiling,
               greedy generate, decode) vs model.generate on the processor's tensors already on the device.
-              Reports captions/s at --caption-tokens new tokens (random weights never stop early).
+              Reports captions/s at exactly --caption-tokens new tokens per caption (min = max new tokens).
 Each ratio (wrapper throughput / raw throughput) is taken per repeat and reported as min / median / max.
 
 --tiny swaps in the tiny profile's models (yolo11n-size random YOLO, the tiny SigLIP-style open_clip, the tiny
