@@ -74,7 +74,9 @@ class ConsensusExamples:
             return InMemoryImages(self.images, self.labels)
         if self.locate is None:
             raise ValueError("consensus examples without images need a locate function to cut their crops")
-        return ShardCrops(self.refs, self.boxes, self.labels, self.locate)
+        # Resolved here, in the run's process: the workers get plain ShardSources, not the run's resources.
+        sources = {shard: self.locate(shard) for shard in sorted({ref[0] for ref in self.refs})}
+        return ShardCrops(self.refs, self.boxes, self.labels, sources.__getitem__)
 
 
 def consensus_examples(
@@ -144,7 +146,12 @@ def train_from_consensus(
             f"than {divisor} consensus crops; materialize more vote shards or import a checkpoint")
     backbone, preprocess = load_backbone(backbone_reference)
     model = build_classifier(backbone, len(classes))
-    result = train_classifier(model, preprocess, examples.source(), examples.labels, list(classes), recipe)
+    from laion_audit.annotation.training_batches import TooFewToResampleError
+
+    try:
+        result = train_classifier(model, preprocess, examples.source(), examples.labels, list(classes), recipe)
+    except TooFewToResampleError as exc:  # the split can fall short where all consensus crops did not
+        raise NotEnoughConsensusError(f"{exc}; materialize more vote shards or import a checkpoint") from exc
     refs = {split: [list(examples.refs[i]) for i in indices] for split, indices in result.splits.items()}
 
     def per_class(indices):

@@ -37,6 +37,10 @@ from laion_audit.annotation.crops import PersonBox, crop, iter_person_images
 from laion_audit.shards.sources import ShardSource
 
 
+class TooFewToResampleError(ValueError):
+    """The training split is too small for the recipe's resampling rule."""
+
+
 class ExampleSource(Protocol):
     labels: list[int]
 
@@ -68,7 +72,7 @@ class ShardCrops:
     """Crops named by (shard, key, box_id) refs, cut from the shards' pixels when a worker needs them.
 
     ``boxes[i]`` is example ``i``'s box in ``refs[i][0]``; ``locate`` maps a shard key to its ShardSource (it is
-    called in the worker processes, which are forked and so inherit it).
+    called in the worker processes, which receive it pickled: pass plain data, not a Dagster resource).
     """
 
     refs: list[tuple[str, str, int]]
@@ -117,7 +121,8 @@ def resample_to_fraction_of_largest(labels: Sequence[int], indices: Sequence[int
         return []
     target = max(len(members) for members in by_class.values()) // divisor
     if target < 1:
-        raise ValueError(f"largest class has fewer than {divisor} training examples: nothing to resample to")
+        raise TooFewToResampleError(f"the largest class of the training split has fewer than {divisor} examples: "
+                                    "nothing to resample to")
     rng = np.random.default_rng(seed)
     out: list[int] = []
     for label in sorted(by_class):
