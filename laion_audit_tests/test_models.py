@@ -183,5 +183,10 @@ def test_fetch_downloads_the_pinned_revision(monkeypatch, tmp_path):
     member = next(e for e in PAPER if e.role == "mllm_member_1")
     fetch._fetcher(member)(tmp_path / "m1")
     assert asked[member.source] == member.revision and len(member.revision) == 40
+    backbone = next(e for e in PAPER if e.family == "open_clip")
+    fetch._fetcher(backbone)(tmp_path / "backbone")
+    assert asked[fetch.OPEN_CLIP_HUB_REPOS[backbone.source]] == fetch.OPEN_CLIP_HUB_REVISIONS[backbone.source]
     unpinned = next(e for e in PAPER if e.revision == "main" and e.family != "yolo")
     assert fetch.hub_revision(unpinned) is None
+    pinned = [e.role for e in PAPER if fetch.hub_revision(e)]
+    assert pinned == ["captioner", "mllm_member_1", "mllm_member_2", "mllm_member_3"]

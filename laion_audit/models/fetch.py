@@ -17,6 +17,8 @@ from laion_audit.models.registry import MANIFEST, PROFILES, ModelEntry, manifest
 
 # The hub repository holding an open_clip model as a `local-dir:`-loadable folder.
 OPEN_CLIP_HUB_REPOS = {"ViT-B-16-SigLIP/webli": "timm/ViT-B-16-SigLIP"}
+# Its pinned commit (a snapshot seen in public caches); the entry's own revision is open_clip's pretrained tag.
+OPEN_CLIP_HUB_REVISIONS = {"ViT-B-16-SigLIP/webli": "41f575766f40e752fdd1383e9565b7f02388c1c4"}
 
 
 class FetchError(RuntimeError):
@@ -48,7 +50,8 @@ def _fetcher(entry: ModelEntry) -> Callable[[Path], None]:
     if entry.family == "yolo":
         return lambda target: _fetch_yolo(entry, target)
     if entry.family == "open_clip":
-        return lambda target: _fetch_hub_folder(OPEN_CLIP_HUB_REPOS[entry.source], target)
+        return lambda target: _fetch_hub_folder(OPEN_CLIP_HUB_REPOS[entry.source], target,
+                                                OPEN_CLIP_HUB_REVISIONS.get(entry.source))
     return lambda target: _fetch_hub_folder(entry.source, target, hub_revision(entry))
 
 

@@ -90,21 +90,26 @@ PHI35_SUBSTITUTE_REASON = (
 INTERNVL_TILING = settings(crop_to_patches=True, max_patches=12)
 # The tiny InternVL tiles too (same code path), into at most 2 64-px patches plus a thumbnail.
 TINY_INTERNVL_TILING = settings(crop_to_patches=True, max_patches=2)
+# Hub commits the paper profile downloads (`models fetch` passes them to the hub). Each is a snapshot of the repo
+# seen in public Hugging Face caches, not necessarily the newest; the fingerprint of what was fetched is what
+# lineage records. The hate-speech model has no commit we could verify offline and follows "main".
 QWEN25_VL_7B_REVISION = "cc594898137f460bfe9f0759e9844b3ce807cfb5"
+INTERNVL3_8B_HF_REVISION = "259a3b64a14623c0ec91a045cb43f7c5af5fa6af"
+LLAVA_NEXT_VICUNA_7B_REVISION = "c916e6cdcd760b4cecd1dd4907f84ac649f93b23"
 
 PAPER = (
     ModelEntry("detector", "yolo", "yolo11l.pt", "yolo/yolo11l.pt", "8.3", "AGPL-3.0"),
     ModelEntry("classifier_backbone", "open_clip", "ViT-B-16-SigLIP/webli", "open_clip/ViT-B-16-SigLIP-webli",
                "webli", "Apache-2.0"),
-    ModelEntry("captioner", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf", "main", "MIT",
-               processor_kwargs=INTERNVL_TILING),
+    ModelEntry("captioner", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf",
+               INTERNVL3_8B_HF_REVISION, "MIT", processor_kwargs=INTERNVL_TILING),
     ModelEntry("mllm_member_1", "qwen2_5_vl", "Qwen/Qwen2.5-VL-7B-Instruct", "hf/Qwen--Qwen2.5-VL-7B-Instruct",
                QWEN25_VL_7B_REVISION, "Apache-2.0", substitute_for=PHI35_VISION,
                substitute_reason=PHI35_SUBSTITUTE_REASON),
     ModelEntry("mllm_member_2", "llava_next", "llava-hf/llava-v1.6-vicuna-7b-hf",
-               "hf/llava-hf--llava-v1.6-vicuna-7b-hf", "main", "Llama 2 Community"),
-    ModelEntry("mllm_member_3", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf", "main", "MIT",
-               processor_kwargs=INTERNVL_TILING),
+               "hf/llava-hf--llava-v1.6-vicuna-7b-hf", LLAVA_NEXT_VICUNA_7B_REVISION, "Llama 2 Community"),
+    ModelEntry("mllm_member_3", "internvl", "OpenGVLab/InternVL3-8B-hf", "hf/OpenGVLab--InternVL3-8B-hf",
+               INTERNVL3_8B_HF_REVISION, "MIT", processor_kwargs=INTERNVL_TILING),
     ModelEntry("hate_speech", "text_classifier", "pysentimiento/bertweet-hate-speech",
                "hf/pysentimiento--bertweet-hate-speech", "main", "non-commercial (see model card)"),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -274,5 +275,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def console() -> None:
+    """The `laion-audit` executable: run the command, flush, and leave without interpreter finalization.
+
+    Arrow's parquet I/O threads can still be alive when Python tears its modules down, and their C++ thread
+    objects then abort the process ("terminate called without an active exception", exit -6) after the command
+    has finished and printed its result (apache/arrow#34314). Nothing of ours needs finalization once the
+    command returned: every file is written atomically and every store handle closed by then.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
