@@ -12,10 +12,17 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.context import BaseContext
 
+WORKER_MODULES = ("laion_audit.annotation.image_loader", "laion_audit.annotation.training_batches")
+
 
 def worker_context(workers: int) -> BaseContext | None:
     """The multiprocessing context for ``workers`` DataLoader processes (None: no workers, nothing to start)."""
     if workers == 0:
         return None
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return multiprocessing.get_context(method)
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The server imports the worker code (and with it torch and PIL) once; each worker forks from it with those
+    # modules loaded instead of importing torch anew. No effect once the server has started.
+    context.set_forkserver_preload(list(WORKER_MODULES))
+    return context
