@@ -170,12 +170,9 @@ def build_internvl3_size_captioner(folder: Path, device: str) -> None:
         InternVLVideoProcessor,
     )
 
-    from laion_audit.models.tiny import INTERNVL_CHAT_TEMPLATE, INTERNVL_SPECIAL_TOKENS, _train_tokenizer
+    from laion_audit.models.tiny import INTERNVL_CHAT_TEMPLATE, internvl_tokenizer
 
-    tokenizer = _train_tokenizer(
-        INTERNVL_SPECIAL_TOKENS, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
-                              "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
+    tokenizer = internvl_tokenizer()
     text = {**INTERNVL3_8B_TEXT, "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id}
     config = InternVLConfig(vision_config=INTERNVL3_8B_VISION, text_config=text, downsample_ratio=0.5,

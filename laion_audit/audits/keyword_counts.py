@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from .report_inputs import reduce_frames
 from .text_matching import MODES, TermMatcher
 
 MISSING_FLAG = "missing"
@@ -100,23 +101,25 @@ def keyword_counts(table: Any, search_strings: Sequence[str], nsfw_lists: Mappin
     search_hits = {mode: TermMatcher(search_strings, mode).match_column(texts) for mode in MODES}
     terms = TermMatcher(search_strings, "word").terms
 
+    # The rows each search string matches, per mode: shared by the search-string counts and every NSFW list.
+    matched = {(mode, s): [i for i, hits in enumerate(search_hits[mode]) if s in hits] for mode in MODES for s in terms}
     for mode in MODES:
         for s in terms:
-            matched = [i for i, hits in enumerate(search_hits[mode]) if s in hits]
-            rows.append({"section": "count", "mode": mode, "metric": "n_match", "search": s, "count": len(matched)})
+            rows.append({"section": "count", "mode": mode, "metric": "n_match", "search": s,
+                         "count": len(matched[(mode, s)])})
             rows += [{"section": "count", "mode": mode, "metric": "flag_match", "search": s, "flag": f, "count": n}
-                     for f, n in Counter(flags[i] for i in matched).items()]
+                     for f, n in Counter(flags[i] for i in matched[(mode, s)]).items()]
     only_substring = {s: [i for i in range(len(texts)) if s in search_hits["substring"][i]
                           and s not in search_hits["word"][i]] for s in terms}
     for s in terms:
         rows += _example_rows(None, "search", s, _enclosing(s, texts, only_substring[s]), seed)
 
     for list_name, keywords in nsfw_lists.items():
-        rows += _nsfw_rows(list_name, keywords, terms, search_hits, texts, urls, flags, seed)
+        rows += _nsfw_rows(list_name, keywords, terms, matched, texts, urls, flags, seed)
     return pl.DataFrame([{**dict.fromkeys(KEYS), **row} for row in rows], schema=SCHEMA, orient="row")
 
 
-def _nsfw_rows(list_name, keywords, terms, search_hits, texts, urls, flags, seed) -> list[dict[str, Any]]:
+def _nsfw_rows(list_name, keywords, terms, matched, texts, urls, flags, seed) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     base = {"section": "count", "nsfw_list": list_name}
     hits: dict[tuple[str, str], list[list[str]]] = {}
@@ -128,13 +131,12 @@ def _nsfw_rows(list_name, keywords, terms, search_hits, texts, urls, flags, seed
             rows += [{**base, "mode": mode, "metric": "kw_rows", "keyword": k, "field": field, "count": per_keyword[k]}
                      for k in matcher.terms]
         for s in terms:
-            matched = [i for i, found in enumerate(search_hits[mode]) if s in found]
-            nsfw_rows = [i for i in matched if hits[(mode, "text")][i] or hits[(mode, "url")][i]]
+            nsfw_rows = [i for i in matched[(mode, s)] if hits[(mode, "text")][i] or hits[(mode, "url")][i]]
             rows.append({**base, "mode": mode, "metric": "n_nsfw", "search": s, "count": len(nsfw_rows)})
             rows += [{**base, "mode": mode, "metric": "flag_nsfw", "search": s, "flag": f, "count": n}
                      for f, n in Counter(flags[i] for i in nsfw_rows).items()]
             for field in ("text", "url"):
-                per_keyword = Counter(k for i in matched for k in hits[(mode, field)][i])
+                per_keyword = Counter(k for i in matched[(mode, s)] for k in hits[(mode, field)][i])
                 rows += [{**base, "mode": mode, "metric": "kw_in_match", "search": s, "keyword": k, "field": field,
                           "count": n} for k, n in per_keyword.items()]
     for k in TermMatcher(keywords, "word").terms:
@@ -156,44 +158,36 @@ def _example_rows(list_name: str | None, kind: str, term: str, counts: Mapping[s
 
 def reduce_keyword_counts(parts: Iterable[pl.DataFrame] | pl.LazyFrame, batch: int = 256) -> pl.DataFrame:
     """Sum shard counts; keep each term's bottom-k example strings (exact counts, see the module docstring)."""
-    def fold(frame: pl.LazyFrame) -> pl.LazyFrame:
-        summed = frame.group_by(KEYS).agg(pl.col("count").sum())
-        examples = summed.filter(pl.col("section") == "example").sort("example_hash").group_by(
-            "nsfw_list", "term_kind", "search", "keyword").head(EXAMPLES_KEPT)
-        return pl.concat([summed.filter(pl.col("section") == "count"), examples.select(summed.collect_schema().names())]
-                         ).select(list(SCHEMA)).cast(SCHEMA)
+    return reduce_frames(parts, SCHEMA, _fold_counts, batch)
 
-    if isinstance(parts, pl.LazyFrame):
-        return fold(parts.select(list(SCHEMA)).cast(SCHEMA)).collect(engine="streaming")
-    total = pl.DataFrame(schema=SCHEMA)
-    pending: list[pl.DataFrame] = []
-    for frame in parts:
-        pending.append(frame.select(list(SCHEMA)).cast(SCHEMA))
-        if len(pending) >= batch:
-            total, pending = fold(pl.concat([total, *pending]).lazy()).collect(), []
-    return fold(pl.concat([total, *pending]).lazy()).collect()
+
+def _fold_counts(frame: pl.LazyFrame) -> pl.LazyFrame:
+    summed = frame.group_by(KEYS).agg(pl.col("count").sum())
+    examples = summed.filter(pl.col("section") == "example").sort("example_hash").group_by(
+        "nsfw_list", "term_kind", "search", "keyword").head(EXAMPLES_KEPT)
+    return pl.concat([summed.filter(pl.col("section") == "count"), examples.select(summed.collect_schema().names())]
+                     ).select(list(SCHEMA)).cast(SCHEMA)
+
+
+def _where(frame: pl.DataFrame, **where: str | None) -> pl.DataFrame:
+    """The rows whose columns equal the given values (None: the column is null)."""
+    for column, value in where.items():
+        frame = frame.filter(pl.col(column).is_null() if value is None else pl.col(column) == value)
+    return frame
 
 
 def _count(counts: pl.DataFrame, **where: str | None) -> int:
-    expr = pl.lit(True)
-    for column, value in where.items():
-        expr = expr & (pl.col(column).is_null() if value is None else pl.col(column) == value)
-    return int(counts.filter(expr)["count"].sum())
+    return int(_where(counts, **where)["count"].sum())
 
 
 def _flags(counts: pl.DataFrame, **where: str | None) -> dict[str, int]:
-    expr = pl.lit(True)
-    for column, value in where.items():
-        expr = expr & (pl.col(column).is_null() if value is None else pl.col(column) == value)
-    rows = counts.filter(expr).select("flag", "count").sort(["count", "flag"], descending=[True, False])
+    rows = _where(counts, **where).select("flag", "count").sort(["count", "flag"], descending=[True, False])
     return {flag: int(n) for flag, n in rows.iter_rows() if n}
 
 
 def _shown(examples: pl.DataFrame, **where: str | None) -> list[list]:
-    rows = examples
-    for column, value in where.items():
-        rows = rows.filter(pl.col(column).is_null() if value is None else pl.col(column) == value)
-    ranked = rows.select("example", "count").sort(["count", "example"], descending=[True, False]).head(EXAMPLES_SHOWN)
+    ranked = (_where(examples, **where).select("example", "count")
+              .sort(["count", "example"], descending=[True, False]).head(EXAMPLES_SHOWN))
     return [[s, int(n)] for s, n in ranked.iter_rows()]
 
 

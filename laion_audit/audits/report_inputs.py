@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import polars as pl
-import pyarrow as pa
 
 from laion_audit.shards.store import ShardStore
 
@@ -69,6 +68,25 @@ def input_manifest(store: ShardStore, inputs: Sequence[tuple[str, bool]]) -> dic
     """{asset: {shard: {data_sha256, data_version, code_version, models, version_set}}} for every complete
     shard of each input asset."""
     return complete_inputs(store, inputs)[0]
+
+
+def reduce_frames(parts: pl.LazyFrame | Iterable[pl.DataFrame], schema: Mapping[str, pl.DataType],
+                  fold: Callable[[pl.LazyFrame], pl.LazyFrame], batch: int = 256) -> pl.DataFrame:
+    """Reduce shard frames with ``fold`` (a lazy group-by that is its own re-reduction: fold(a + fold(b)) ==
+    fold(a + b)): one streaming query over a lazy scan, or batches of frames folded into a running result.
+
+    Either way memory holds the running result plus one batch, never all shards.
+    """
+    columns = list(schema)
+    if isinstance(parts, pl.LazyFrame):
+        return fold(parts.select(columns).cast(schema)).collect(engine="streaming")
+    total = pl.DataFrame(schema=schema)
+    pending: list[pl.DataFrame] = []
+    for frame in parts:
+        pending.append(frame.select(columns).cast(schema))
+        if len(pending) >= batch:
+            total, pending = fold(pl.concat([total, *pending]).lazy()).collect(), []
+    return fold(pl.concat([total, *pending]).lazy()).collect()
 
 
 def marked_frames(store: ShardStore, asset: str, restricted: bool, markers: Mapping[str, Mapping[str, Any]]
@@ -146,13 +164,6 @@ def version_set_groups(manifest: Mapping[str, Mapping[str, Any]],
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
-
-
-def read_all(store: ShardStore, asset: str, shards: Sequence[str], columns: list[str] | None = None,
-             restricted: bool = False) -> pa.Table | None:
-    tables = [store.read_table(asset, shard, restricted, columns=columns) for shard in shards]
-    # Optional columns (e.g. hate_prob) may exist in some shards only.
-    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def write_report(store: ShardStore, name: str, payload: dict[str, Any], markdown: str) -> tuple[str, str]:

@@ -194,6 +194,14 @@ def _text_config(tokenizer, model_type: str, **extra) -> dict:
             "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id, **extra}
 
 
+def internvl_tokenizer():
+    """A small local tokenizer with InternVL3's special tokens, image markers and chat tokens."""
+    return _train_tokenizer(
+        INTERNVL_SPECIAL_TOKENS, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
+                              "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
+
+
 def build_tiny_internvl(folder: Path, seed: int, emit: str) -> None:
     """A tiny InternVL (InternViT + Qwen2) with a GotOcr2 processor that tiles like InternVL3's."""
     import torch
@@ -205,10 +213,7 @@ def build_tiny_internvl(folder: Path, seed: int, emit: str) -> None:
         InternVLVideoProcessor,
     )
 
-    tokenizer = _train_tokenizer(
-        INTERNVL_SPECIAL_TOKENS, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
-                              "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"})
+    tokenizer = internvl_tokenizer()
     config = InternVLConfig(
         vision_config={"hidden_size": TINY_HIDDEN, "intermediate_size": 64, "num_hidden_layers": 1,
                        "num_attention_heads": 2, "image_size": [TINY_IMAGE_SIZE, TINY_IMAGE_SIZE],

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 import polars as pl
 
 from laion_audit.audits.attribution import RULES, attribute_groups, baseline_samples
+from laion_audit.audits.report_inputs import reduce_frames
 
 KEYS = ["rule", "axis", "group", "measure", "word"]
 SUMS = ["n_samples", "sw", "sw2", "swy", "swy2"]
@@ -111,20 +112,8 @@ def attributed_sums(attribution: pl.DataFrame, scores: pl.DataFrame) -> pl.DataF
 
 
 def reduce_sums(parts: Iterable[pl.DataFrame] | pl.LazyFrame, batch: int = 256) -> pl.DataFrame:
-    """Sum per-shard sums over shards: a lazy scan (one streaming group-by) or a fold over frames in batches.
-
-    Either way memory holds the running result plus one batch, never all shards.
-    """
-    if isinstance(parts, pl.LazyFrame):
-        return _sum_lazy(parts).collect(engine="streaming")
-    total = empty_sums()
-    pending: list[pl.DataFrame] = []
-    for frame in parts:
-        pending.append(frame.select(list(SCHEMA)).cast(SCHEMA))
-        if len(pending) >= batch:
-            total = _sum_lazy(pl.concat([total, *pending]).lazy()).collect()
-            pending = []
-    return _sum_lazy(pl.concat([total, *pending]).lazy()).collect().sort(KEYS, nulls_last=True)
+    """Sum per-shard sums over shards (a lazy scan or frames in batches; see report_inputs.reduce_frames)."""
+    return reduce_frames(parts, SCHEMA, _sum_lazy, batch).sort(KEYS, nulls_last=True)
 
 
 def _sum_lazy(frame: pl.LazyFrame) -> pl.LazyFrame:
