@@ -17,10 +17,16 @@ def _describe(defs) -> dict:
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     assets = {}
+
+    def partitions(definition):
+        if definition is None:
+            return None
+        return getattr(definition, "name", None) or "static: " + ", ".join(definition.get_partition_keys())
+
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
         assets[key.to_user_string()] = {
-            "partitions": getattr(node.partitions_def, "name", None) if node.partitions_def else None,
+            "partitions": partitions(node.partitions_def),
             "code_version": node.code_version,
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "group": node.group_name,

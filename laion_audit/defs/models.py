@@ -4,9 +4,18 @@ weights fingerprint, so swapping a file makes every dependent partition stale in
 from functools import cache
 from pathlib import Path
 
-from dagster import AssetKey, AssetSelection, ConfigurableResource, DataVersion, define_asset_job, observable_source_asset
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    ConfigurableResource,
+    DataVersion,
+    DataVersionsByPartition,
+    define_asset_job,
+    observable_source_asset,
+)
 
-from laion_audit.models.registry import ModelRegistry, ResolvedModel
+from laion_audit.defs.partitions import clip_model_partitions
+from laion_audit.models.registry import MissingWeightsError, ModelRegistry, ResolvedModel
 
 WEIGHT_ROLES = ("detector", "classifier_backbone", "captioner", "mllm_member_1", "mllm_member_2", "mllm_member_3",
                 "hate_speech")
@@ -33,6 +42,11 @@ def _load(kind: str, path: str, fingerprint: str, name: str, random_weights: boo
         from laion_audit.models.text_classifier import HateSpeechClassifier
 
         return HateSpeechClassifier(path, name=name, fingerprint=fingerprint, random_weights=random_weights)
+    if kind == "clip":
+        from laion_audit.models.clip_embedder import ClipEmbedder
+
+        return ClipEmbedder(path, dict(options)["source"], name=name, fingerprint=fingerprint,
+                            random_weights=random_weights)
     if kind == "classifier":
         from laion_audit.models.image_classifier import TrainedClassifier
 
@@ -70,6 +84,12 @@ class ModelsResource(ConfigurableResource):
         model = self.resolve("hate_speech")
         return _load("hate_speech", str(model.path), model.fingerprint, model.name, self.random_weights())
 
+    def clip(self, role: str):
+        """The CLIP model of a `clip_*` role as a ClipEmbedder (loaded once per process per fingerprint)."""
+        model = self.resolve(role)
+        return _load("clip", str(model.path), model.fingerprint, model.name, model.entry.random_weights,
+                     (("source", model.entry.source),))
+
     def classifier(self, folder: Path, fingerprint: str, name: str):
         return _load("classifier", str(folder), fingerprint, name, self.random_weights())
 
@@ -96,6 +116,33 @@ def _weights_source(role: str):
 
 
 weights_sources = [_weights_source(role) for role in WEIGHT_ROLES]
+
+
+CLIP_WEIGHTS = "clip_weights"
+
+
+def build_clip_weights(profile: str):
+    """The weights of the profile's CLIP models, one partition per model (data version = sha256), and the job
+    that observes them. Per-model assets depend on it partition by partition, so swapping one CLIP's files makes
+    exactly that model's results stale. Models not staged are left unobserved (their assets fail naming the
+    command that stages them)."""
+    partitions = clip_model_partitions(profile)
+
+    @observable_source_asset(name=CLIP_WEIGHTS, group_name="models", partitions_def=partitions,
+                             description="Weights of each CLIP model of the active profile; data version = sha256.")
+    def clip_weights(models: ModelsResource) -> DataVersionsByPartition:
+        registry = models.registry()
+        staged = {}
+        for role in partitions.get_partition_keys():
+            try:
+                staged[role] = DataVersion(registry.resolve(role).fingerprint)
+            except MissingWeightsError:
+                continue
+        return DataVersionsByPartition(staged)
+
+    job = define_asset_job("observe_clip_weights_job", selection=AssetSelection.assets(clip_weights.key),
+                           description="Record the fingerprint of every staged CLIP model (one partition each).")
+    return clip_weights, job
 
 observe_model_weights_job = define_asset_job(
     "observe_model_weights_job",

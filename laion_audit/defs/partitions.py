@@ -1,5 +1,13 @@
-"""The one partitioning of this project: LAION shards, keyed 00000..41407 and registered by a sensor."""
+"""The partitionings of this project: LAION shards (keyed 00000..41407, registered by a sensor), and the
+registry's CLIP models for assets computed once per model."""
 
-from dagster import DynamicPartitionsDefinition
+from dagster import DynamicPartitionsDefinition, StaticPartitionsDefinition
+
+from laion_audit.models.registry import clip_roles
 
 shard_partitions = DynamicPartitionsDefinition(name="laion_shards")
+
+
+def clip_model_partitions(profile: str) -> StaticPartitionsDefinition:
+    """One partition per `clip_*` role of the profile (its role name is the partition key)."""
+    return StaticPartitionsDefinition(clip_roles(profile))

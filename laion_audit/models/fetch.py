@@ -46,9 +46,22 @@ def hub_revision(entry: ModelEntry) -> str | None:
     return entry.revision if re.fullmatch(r"[0-9a-f]{40}", entry.revision or "") else None
 
 
+def _fetch_open_clip(entry: ModelEntry, target: Path) -> None:
+    """open_clip's own download of "<name>/<tag>" into ``target`` (its cache_dir), where the loader finds it."""
+    import open_clip
+
+    architecture, _, tag = entry.source.partition("/")
+    partial = target.with_name(target.name + ".partial")  # a failed download never looks staged
+    partial.mkdir(parents=True, exist_ok=True)
+    open_clip.create_model_and_transforms(architecture, pretrained=tag, cache_dir=str(partial))
+    partial.rename(target)
+
+
 def _fetcher(entry: ModelEntry) -> Callable[[Path], None]:
     if entry.family == "yolo":
         return lambda target: _fetch_yolo(entry, target)
+    if entry.family == "open_clip_clip":
+        return lambda target: _fetch_open_clip(entry, target)
     if entry.family == "open_clip":
         return lambda target: _fetch_hub_folder(OPEN_CLIP_HUB_REPOS[entry.source], target,
                                                 OPEN_CLIP_HUB_REVISIONS.get(entry.source))

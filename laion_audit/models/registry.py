@@ -40,7 +40,7 @@ Settings = tuple[tuple[str, Any], ...]  # a dict as sorted pairs, so entries sta
 @dataclass(frozen=True)
 class ModelEntry:
     role: str  # pipeline role: detector, classifier_backbone, captioner, mllm_member_1..3
-    family: str  # yolo | open_clip | internvl | llava_next | qwen2_5_vl | text_classifier
+    family: str  # yolo | open_clip (classifier towers) | open_clip_clip (CLIP models) | internvl | llava_next | qwen2_5_vl | text_classifier
     source: str  # hub id or weights file name
     path: str  # relative to the profile's models dir
     revision: str = "main"
@@ -53,6 +53,10 @@ class ModelEntry:
     # top of greedy decoding (see vision_language.greedy_settings); both recorded with the outputs.
     processor_kwargs: Settings = ()
     generation: Settings = ()
+    # What a scaling analysis regresses on, where the training run is documented: unique training examples
+    # (data_millions) and samples seen (samples_seen_millions). Parameter counts are measured from the loaded
+    # model (ClipEmbedder.parameter_counts), not written here.
+    scale: Settings = ()
 
     def __post_init__(self):
         if bool(self.substitute_for) != bool(self.substitute_reason):
@@ -65,6 +69,10 @@ class ModelEntry:
     @property
     def generation_settings(self) -> dict[str, Any]:
         return dict(self.generation)
+
+    @property
+    def scale_settings(self) -> dict[str, Any]:
+        return dict(self.scale)
 
     def describe(self) -> str:
         """The name outputs carry: the source, and for a substitute what it stands in for (never implicit)."""
@@ -131,7 +139,55 @@ TINY = (
                random_weights=True),
 )
 
+# The CLIP models whose bias is measured (bias transfer, facial impressions, the 0.3 similarity audit): roles
+# `clip_*`, one partition each. Paper: the 12 LAION-400M open_clip checkpoints of Girrbach et al. (spec §7) and
+# OpenAI's ViT-B/32, the model of Birhane et al.'s 0.3-threshold probes and the filter LAION-400M was built
+# with. Source "<open_clip name>/<pretrained tag>"; `models fetch` stages each through open_clip's own download
+# into the entry's folder (its cache_dir), and the loader reads it back from there offline.
+CLIP_ROLE_PREFIX = "clip_"
+LAION400M_UNIQUE_MILLIONS = 407  # unique LAION-400M pairs as used by the scaling analyses (Cherti et al. 2023)
+
+
+def _laion400m_clip(name: str, tag: str, samples_seen_millions: int) -> ModelEntry:
+    slug = f"{name}_{tag}".lower().replace("-", "_")
+    return ModelEntry(f"{CLIP_ROLE_PREFIX}{slug}", "open_clip_clip", f"{name}/{tag}", f"open_clip/{name}-{tag}", tag,
+                      "MIT (open_clip); LAION-400M: CC-BY 4.0 metadata",
+                      scale=settings(data_millions=LAION400M_UNIQUE_MILLIONS,
+                                     samples_seen_millions=samples_seen_millions))
+
+
+def _epochs(epochs: int) -> int:
+    return epochs * LAION400M_UNIQUE_MILLIONS
+
+
+PAPER_CLIP = (
+    _laion400m_clip("EVA01-g-14", "laion400m_s11b_b41k", 11_000),
+    *(_laion400m_clip(name, f"laion400m_e{epoch}", _epochs(epoch))
+      for name in ("ViT-B-32", "ViT-B-32-quickgelu", "ViT-B-16", "ViT-B-16-plus-240", "ViT-L-14") for epoch in (31, 32)),
+    _laion400m_clip("convnext_base", "laion400m_s13b_b51k", 13_000),
+    ModelEntry(f"{CLIP_ROLE_PREFIX}vit_b_32_openai", "open_clip_clip", "ViT-B-32/openai", "open_clip/ViT-B-32-openai",
+               "openai", "MIT (OpenAI CLIP)", scale=settings(data_millions=400, samples_seen_millions=12_800)),
+)
+# Tiny CLIPs of three widths, so analyses across models (bias transfer per model, regressions on scale) have
+# several models with different sizes to run over. Their data sizes are nominal: random weights saw no data.
+TINY_CLIP_WIDTHS = {"s": 32, "m": 48, "l": 64}
+TINY_CLIP_NOMINAL_SCALE = {"s": (80, 3_000), "m": (400, 13_000), "l": (2_000, 34_000)}
+TINY_CLIP = tuple(
+    ModelEntry(f"{CLIP_ROLE_PREFIX}tiny_{size}", "open_clip_clip", f"tiny CLIP ViT width {width} (random)",
+               f"open_clip_clip_tiny_{size}", licence="MIT (architecture)", random_weights=True,
+               scale=settings(data_millions=TINY_CLIP_NOMINAL_SCALE[size][0],
+                              samples_seen_millions=TINY_CLIP_NOMINAL_SCALE[size][1]))
+    for size, width in TINY_CLIP_WIDTHS.items()
+)
+PAPER = PAPER + PAPER_CLIP
+TINY = TINY + TINY_CLIP
+
 PROFILES = {"paper": PAPER, "tiny": TINY}
+
+
+def clip_roles(profile: str) -> list[str]:
+    """The CLIP models of a profile, in registry order (also the static partitions of per-model assets)."""
+    return [entry.role for entry in PROFILES[profile] if entry.role.startswith(CLIP_ROLE_PREFIX)]
 
 # Run-config defaults that depend on the profile. A random-weight tiny detector fires everywhere, so its boxes
 # are capped; tiny models train and caption in seconds. A config value left at None takes the profile's value,

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from laion_audit.models.prompts import CAPTION_PROMPT, GENDER_QUESTION, RACE_QUESTION, build_prompts
-from laion_audit.models.registry import MANIFEST, TINY, manifest_entry
+from laion_audit.models.registry import MANIFEST, TINY, TINY_CLIP_WIDTHS, manifest_entry
 
 FIXED_DATE = "2026-01-01T00:00:00"
 TINY_IMAGE_SIZE = 64
@@ -113,6 +113,35 @@ def build_tiny_open_clip(folder: Path, seed: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     preprocess = {"mean": list(INCEPTION_MEAN), "std": list(INCEPTION_STD),
                   "interpolation": "bicubic", "resize_mode": "squash"}
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": config, "preprocess_cfg": preprocess}))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+
+
+def tiny_clip_config(width: int) -> dict:
+    """A CLIP (softmax-contrastive, causal text tower) at toy size, as the LAION-400M open_clip checkpoints are
+    built: open_clip's own ViT and text transformer, with the real tokenizer's vocabulary and context length so
+    ``open_clip.get_tokenizer`` gives the same SimpleTokenizer the real models use."""
+    return {
+        "embed_dim": width // 2,
+        "vision_cfg": {"image_size": TINY_IMAGE_SIZE, "layers": 2, "width": width, "patch_size": 16,
+                       "head_width": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": width // 2, "heads": 2, "layers": 1},
+    }
+
+
+def build_tiny_clip(folder: Path, seed: int, width: int) -> None:
+    """A CLIP saved as an open_clip `local-dir:` folder, loaded back by models/clip_embedder.py."""
+    import torch
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    from open_clip.model import CLIP
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    config = tiny_clip_config(width)
+    model = CLIP(**config)
+    folder.mkdir(parents=True, exist_ok=True)
+    preprocess = {"mean": list(OPENAI_DATASET_MEAN), "std": list(OPENAI_DATASET_STD), "interpolation": "bicubic",
+                  "resize_mode": "shortest"}
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": config, "preprocess_cfg": preprocess}))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
 
@@ -327,6 +356,8 @@ def init_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, dict]:
 
     build_tiny_hate_speech(out_dir / entries["hate_speech"].path, seed + 20,
                            corpus=[GENDER_QUESTION, RACE_QUESTION, CAPTION_PROMPT, "a photo of a person at the beach"])
+    for i, (size, width) in enumerate(TINY_CLIP_WIDTHS.items()):
+        build_tiny_clip(out_dir / entries[f"clip_tiny_{size}"].path, seed + 30 + i, width)
     manifest = {
         role: manifest_entry(out_dir / entry.path, family=entry.family, path=entry.path, profile="tiny",
                              random_weights=True, source=entry.source, substitute_for=entry.substitute_for)
