@@ -68,3 +68,16 @@ def tiny_models(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_models")
     init_tiny_models(root, seed=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """`laion-audit demo` run once per session in a subprocess, as a new user runs it: (workdir, result)."""
+    import subprocess
+    import sys
+
+    workdir = tmp_path_factory.mktemp("demo") / "demo"
+    cli = Path(sys.executable).with_name("laion-audit")
+    result = subprocess.run([str(cli), "demo", "--workdir", str(workdir)], capture_output=True, text=True,
+                            timeout=1500, env={**os.environ})
+    return workdir, result

@@ -13,13 +13,9 @@ import pytest
 from laion_audit.shards.store import ShardStore
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo") / "demo"
-    cli = Path(sys.executable).with_name("laion-audit")
-    result = subprocess.run([str(cli), "demo", "--workdir", str(workdir)], capture_output=True, text=True,
-                            timeout=900, env={**os.environ})
-    return workdir, result
+@pytest.fixture
+def demo(demo_run):
+    return demo_run
 
 
 @pytest.mark.slow

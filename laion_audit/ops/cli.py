@@ -65,6 +65,25 @@ def _cmd_stale(args: argparse.Namespace) -> int:
         return 0 if run_stale(settings, instance, print) else 1
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from laion_audit.ops.settings import Settings
+    from laion_audit.report.audit_report import latest_report_path
+    from laion_audit.shards.store import ShardStore
+
+    store = ShardStore(args.store or Settings.from_env().store_root)
+    path = latest_report_path(store)
+    if path is None:
+        print(f"no audit report in {store.reports_dir}: materialize the audit_report asset (audit_reports_job) "
+              "or run `laion-audit demo`", file=sys.stderr)
+        return 1
+    print(path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(Path(path).resolve().as_uri() if "://" not in path else path)
+    return 0
+
+
 def _cmd_store_temp_files(args: argparse.Namespace) -> int:
     from laion_audit.ops.settings import Settings
     from laion_audit.shards.store import ShardStore
@@ -253,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     imports.add_argument("--question", choices=["gender", "race"], help="which labels (required for labels)")
     imports.add_argument("--min-side", type=float, default=30.0, help="boxes: valid when min side >= this (px)")
     imports.set_defaults(func=_cmd_import)
+
+    report = commands.add_parser("report", help="print the path of the latest audit report (HTML)")
+    report.add_argument("--store", help="output store (default: $LAION_AUDIT_STORE)")
+    report.add_argument("--open", action="store_true", help="open it in the default browser")
+    report.set_defaults(func=_cmd_report)
 
     stale = commands.add_parser(
         "stale", help="per-shard outputs that are missing or stale (a model, upstream partition, code version or "

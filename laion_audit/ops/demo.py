@@ -170,6 +170,11 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
     summary = DemoSummary(workdir, settings.store_root, dagster_home, outcomes)
     out("")
     out(render_summary(summary, total_seconds=time.monotonic() - started))
+    from laion_audit.report.audit_report import latest_report_path
+
+    report = latest_report_path(store)
+    out(f"audit report: {report}  (open it in a browser, or run `laion-audit report --open`)" if report
+        else "audit report: not written (see the failure above)")
     return summary
 
 
