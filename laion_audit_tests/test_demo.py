@@ -4,9 +4,6 @@ import json
 import os
 import re
 import stat
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
