@@ -108,11 +108,13 @@ def methods_html(store: ShardStore, table_settings: Mapping[str, Mapping[str, An
             lists[(record["name"], record["sha256"])] = record
     parts.append("<h3>Word lists</h3>")
     shipped = shipped_list_provenance()
-    rows = [{"list": record["name"], "used as": record["setting"], "terms": record["terms"],
-             "sha256": str(record["sha256"])[:16],
-             "provenance": shipped.get(record["name"], "user-supplied file (see the path recorded in the recipe)")}
-            for record in sorted(lists.values(), key=lambda r: (r["name"], r["setting"]))]
-    parts.append(table(rows, ["list", "used as", "terms", "sha256", "provenance"]))
+    items = []
+    for record in sorted(lists.values(), key=lambda r: (r["name"], r["setting"])):
+        origin = shipped.get(record["name"], "a file the user supplied (its path is recorded in the recipe)")
+        items.append(f"<li><strong>{escape(record['name'])}</strong> (used as {escape(record['setting'])}; "
+                     f"{int(record['terms']):,} terms; sha256 <code>{escape(str(record['sha256'])[:16])}</code>): "
+                     f"{escape(origin)}</li>")
+    parts.append(f"<ul>{''.join(items)}</ul>" if items else "<p>No word lists recorded.</p>")
     if crime_precision:
         parts.append("<h3>Measured precision of the crime words</h3><p>From the crime-word review the scores were "
                      "filtered with (share of reviewed matches that are about crime).</p>")
