@@ -31,14 +31,18 @@ class Registration:
     note: str | None = None
 
 
-def apply_sensor_result(instance, result) -> list[str]:
-    """Apply a discovery-sensor tick to ``instance`` as the sensor daemon does; return the keys it added."""
+def apply_sensor_result(instance, result, *, observations: bool = True) -> list[str]:
+    """Apply a discovery-sensor tick to ``instance`` as the sensor daemon does; return the keys it added.
+
+    ``observations=False`` adds the partitions only (the scale benchmark times partition registration alone).
+    """
     added: list[str] = []
     for request in getattr(result, "dynamic_partitions_requests", None) or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         added += list(request.partition_keys)
-    for event in getattr(result, "asset_events", None) or []:
-        instance.report_runless_asset_event(event)
+    if observations:
+        for event in getattr(result, "asset_events", None) or []:
+            instance.report_runless_asset_event(event)
     return added
 
 
