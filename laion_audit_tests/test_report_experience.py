@@ -172,3 +172,15 @@ def test_shard_selection_includes_and_asks_for():
 ])
 def test_counts_display_as_integers_and_rates_with_three_digits(column, value, shown):
     assert display_cell(column, value) == shown
+
+
+def test_labels_without_group_counts_fail_and_say_what_to_run(tmp_path):
+    store = tmp_path / "store"
+    write_group_inputs(store, "00000", [True, False], NEW)  # labels and scores, but group_counts never ran
+    (tmp_path / "shards").mkdir()
+    job = definitions(tmp_path / "shards", store).resolve_job_def("audit_reports_job")
+    with dagster_test_instance() as instance:
+        result = job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False,
+                                        asset_selection=[AssetKey("sentiment_by_group")])
+    assert not result.success
+    assert "run group_counts_job" in failure_description(result)

@@ -26,6 +26,9 @@ SENTIMENT_COLUMNS = ["group", "n_samples", "negative_ratio", "negative_ci_low", 
                      "compound_mean", "compound_ci_low", "compound_ci_high", "suppressed"]
 
 
+LABEL_ASSETS = ("gender_labels", "race_labels")
+
+
 class GroupReportConfig(Config):
     attribution: Literal["sample", "person"] = "sample"
     k_min: int = 10
@@ -46,6 +49,10 @@ def _tables(compute: Callable[..., dict[str, Any]], store: ShardStore, config: G
         return compute(store, rule=config.attribution, k_min=config.k_min, exclude=_exclude(config),
                        mixed_versions=config.mixed_versions)
     except NoAttributedSamplesError as exc:
+        labelled = [asset for asset in LABEL_ASSETS if store.complete_shards(asset, True)]
+        if labelled:  # labels exist, their counts do not yet: a step missing, not text-only data
+            raise Failure(description=f"{exc}; {' and '.join(labelled)} have complete shards: run group_counts_job "
+                          "for them first") from exc
         return exc
     except (MixedVersionsError, ValueError) as exc:  # a mix, or a crime review edited since: retrying cannot help
         raise Failure(description=str(exc), allow_retries=False) from exc
