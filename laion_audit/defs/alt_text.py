@@ -212,7 +212,8 @@ def _check_counted_lists(marker: dict, search: list[str], lists: dict[str, list[
     code_version="keyword_audit-4",
     group_name="reports",
     kinds={"json"},
-    description="Birhane et al. (2021) Table 1, summed from every shard's keyword_counts: N_match, N_nsfw "
+    description="Birhane et al. (2021) Table 1, summed from the keyword_counts of the shards its `shards` config "
+    "selects (default all complete ones; selection and shards recorded in the report): N_match, N_nsfw "
     "(filter keyword in TEXT or URL), %, the dataset's NSFW-flag distribution, which keywords fired in TEXT vs URL "
     "— in substring mode (the paper's) and word mode side by side, for the NSFW list as printed (`f*ck`) and "
     "uncensored (`fuck`), with the inflation substring matching causes. Shards from different version sets are "
@@ -221,7 +222,7 @@ def _check_counted_lists(marker: dict, search: list[str], lists: dict[str, list[
 def keyword_audit(
     context: AssetExecutionContext, config: KeywordAuditConfig, shard_store: ShardStoreResource
 ) -> MaterializeResult:
-    """One audit per NSFW list over all shards; with several version sets and ``per_version_set``, the JSON is
+    """One audit per NSFW list over the selected shards; with several version sets and ``per_version_set``, the JSON is
     ``{"by_version_set": {label: {"result", "inputs"}}, "inputs"}`` and the markdown has a section per label."""
     store = shard_store.store()
     try:
