@@ -231,7 +231,12 @@ def _cmd_shards_list(args: argparse.Namespace) -> int:
     with DagsterInstance.get() as instance:
         listing = list_shards(instance, settings)
     if args.keys:
-        explanations = [explain_key(format_shard_key(int(key)), listing, settings.shards_root) for key in args.keys]
+        try:
+            keys = [format_shard_key(int(key)) for key in args.keys]
+        except ValueError as exc:
+            print(f"laion-audit: {exc} (shard keys are numbers such as 3 or 00003)", file=sys.stderr)
+            return 2
+        explanations = [explain_key(key, listing, settings.shards_root) for key in keys]
         print("\n".join(explanations))
         return 0 if all(": registered (" in line for line in explanations) else 1
     for item in listing:
