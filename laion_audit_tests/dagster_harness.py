@@ -46,12 +46,13 @@ def tick_discovery(instance: DagsterInstance, shards_root: Path, store_root: Pat
     """One tick of the discovery sensor; its partition requests are applied as the daemon would apply them."""
     from dagster import build_sensor_context
 
+    from laion_audit.ops.shard_registration import apply_sensor_result
+
     settings = settings or settings_for(shards_root, store_root)
-    sensor = build_definitions(settings).get_sensor_def("shard_discovery_sensor")
+    sensor = build_definitions(settings).resolve_sensor_def("shard_discovery_sensor")
     with build_sensor_context(instance=instance, resources=build_resources(settings), cursor=cursor) as context:
         result = sensor(context)
-    for request in getattr(result, "dynamic_partitions_requests", None) or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    apply_sensor_result(instance, result, observations=False)
     return result
 
 

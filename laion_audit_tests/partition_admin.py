@@ -28,8 +28,9 @@ def register_through_sensor(instance, defs, resources: Mapping[str, Any], expect
     from dagster import build_sensor_context
 
     from laion_audit.defs.partitions import shard_partitions
+    from laion_audit.ops.shard_registration import apply_sensor_result
 
-    shard_discovery_sensor = defs.get_sensor_def("shard_discovery_sensor")
+    shard_discovery_sensor = defs.resolve_sensor_def("shard_discovery_sensor")
 
     ticks, registered, cursor, error, ranges = 0, 0, None, None, []
     start = time.perf_counter()
@@ -41,8 +42,7 @@ def register_through_sensor(instance, defs, resources: Mapping[str, Any], expect
         if not requests:
             break
         try:
-            for request in requests:
-                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            apply_sensor_result(instance, result, observations=False)
         except Exception as exc:  # a storage limit shows up here; report it instead of crashing
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
             break

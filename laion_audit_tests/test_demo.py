@@ -126,3 +126,13 @@ def _row_at(tables, path):
     """The table row (a dict) a count path like '.rates[3].hits' points into."""
     match = re.match(r"\.(\w+)\[(\d+)\]", path)
     return tables[match.group(1)][int(match.group(2))]
+
+
+@pytest.mark.slow
+def test_demo_output_is_quiet(demo):
+    """Progress lines and the summary only: no runs of blank lines, no third-party warnings."""
+    _, result = demo
+    output = result.stdout + result.stderr
+    assert "\n\n\n" not in output, output
+    for noise in ("Warning:", "Ultralytics Settings", "pi-heif", "pillow_heif"):
+        assert noise not in output, (noise, output)

@@ -121,7 +121,7 @@ def _shards(tmp_path, keys):
 
 def _schedule(defs, name, instance, shards, tmp_path):
     with build_schedule_context(instance=instance, resources=resources(shards, tmp_path / "store")) as context:
-        result = defs.get_schedule_def(name)(context)
+        result = defs.resolve_schedule_def(name)(context)
     return result if hasattr(result, "skip_message") else list(result)
 
 
@@ -160,7 +160,7 @@ def test_schedule_picks_up_a_stale_shard_and_the_chain_sensor_new_ones(tmp_path)
 
         # The chain sensor moves every ingested shard on to detection, in one range run.
         with build_sensor_context(instance=instance, resources=resources(shards, tmp_path / "store")) as context:
-            requests = defs.get_sensor_def("shard_chain_sensor")(context)
+            requests = defs.resolve_sensor_def("shard_chain_sensor")(context)
         assert [r.job_name for r in requests] == ["person_detection_job"]
         assert _ranges(requests) == [("00000", "00002")]
 

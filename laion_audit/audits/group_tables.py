@@ -31,6 +31,7 @@ from typing import Any
 import polars as pl
 
 from laion_audit.audits.crime_review import crime_word_precision
+from laion_audit.audits.report_display import display_cell
 from laion_audit.audits.report_inputs import MixedVersions, complete_inputs, marked_frames, version_set_groups
 from laion_audit.stats.group_statistics import bar_chart_with_ci, markdown_image, per_word_from_sums, rates_from_sums
 from laion_audit.stats.group_statistics import sentiment_from_sums, suppress_small_hits
@@ -157,11 +158,7 @@ def markdown_table(df: pl.DataFrame, columns: Sequence[str], float_digits: int =
     present = [c for c in columns if c in df.columns]
     lines = ["| " + " | ".join(present) + " |", "|" + "---|" * len(present)]
     for row in df.select(present).iter_rows(named=True):
-        cells = []
-        for column in present:
-            value = row[column]
-            cells.append("–" if value is None else f"{value:.{float_digits}f}" if isinstance(value, float) else str(value))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(display_cell(column, row[column], float_digits) for column in present) + " |")
     return "\n".join(lines)
 
 

@@ -34,6 +34,17 @@ def keyword_audit(table: Any, search_strings: Sequence[str], nsfw_keywords: Sequ
     return audit_from_counts(reduce_keyword_counts([counts]), nsfw_list, search_strings, nsfw_keywords)
 
 
+KEYWORD_TABLE_COLUMNS = ["nsfw_list", "search_string", "mode", "n_match", "n_nsfw", "pct_nsfw"]
+
+
+def keyword_table_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per NSFW list, search string and match mode: the Table 1 figures as a flat table."""
+    return [{"nsfw_list": list_name, "search_string": term, "mode": mode, "n_match": row["n_match"],
+             "n_nsfw": row["n_nsfw"], "pct_nsfw": row["pct_nsfw"]}
+            for list_name, result in results.items() for mode in MODES
+            for term, row in result["modes"][mode]["search_strings"].items()]
+
+
 def _fmt_flags(counts: dict[str, int]) -> str:
     return "{" + ", ".join(f"'{k}': {v}" for k, v in counts.items()) + "}"
 

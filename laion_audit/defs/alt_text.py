@@ -38,7 +38,10 @@ from laion_audit.defs.shard_runs import (
     upstream_version,
     write_shard,
 )
-from laion_audit.audits.keyword_audit import render_keyword_audit_markdown
+from laion_audit.audits.keyword_audit import KEYWORD_TABLE_COLUMNS, keyword_table_rows, render_keyword_audit_markdown
+from laion_audit.audits.report_display import report_version
+from laion_audit.audits.shard_selection import ShardSelectionError, parse_shard_selection
+from laion_audit.defs.report_metadata import table_metadata
 from laion_audit.audits.word_lists import load_word_list
 from laion_audit.ops.settings import Settings
 from laion_audit.shards.lineage import code_version
@@ -184,6 +187,9 @@ class KeywordAuditConfig(Config):
     nsfw_lists: list[str] = NSFW_LISTS
     # "refuse": fail when keyword_counts shards come from several version sets; "per_version_set": one audit each.
     mixed_versions: Literal["refuse", "per_version_set"] = "refuse"
+    # Which shards to audit: "all" complete ones, or shard numbers and ranges ("00000-00031", "3, 7, 10-12"),
+    # so two datasets in one store are audited apart. Recorded in the report with the shards read.
+    shards: str = "all"
 
 
 def _check_counted_lists(marker: dict, search: list[str], lists: dict[str, list[str]], config: KeywordAuditConfig):
@@ -203,10 +209,11 @@ def _check_counted_lists(marker: dict, search: list[str], lists: dict[str, list[
 
 @asset(
     deps=[KEYWORD_COUNTS],
-    code_version="keyword_audit-3",
-    group_name="alt_text",
+    code_version="keyword_audit-4",
+    group_name="reports",
     kinds={"json"},
-    description="Birhane et al. (2021) Table 1, summed from every shard's keyword_counts: N_match, N_nsfw "
+    description="Birhane et al. (2021) Table 1, summed from the keyword_counts of the shards its `shards` config "
+    "selects (default all complete ones; selection and shards recorded in the report): N_match, N_nsfw "
     "(filter keyword in TEXT or URL), %, the dataset's NSFW-flag distribution, which keywords fired in TEXT vs URL "
     "— in substring mode (the paper's) and word mode side by side, for the NSFW list as printed (`f*ck`) and "
     "uncensored (`fuck`), with the inflation substring matching causes. Shards from different version sets are "
@@ -215,12 +222,24 @@ def _check_counted_lists(marker: dict, search: list[str], lists: dict[str, list[
 def keyword_audit(
     context: AssetExecutionContext, config: KeywordAuditConfig, shard_store: ShardStoreResource
 ) -> MaterializeResult:
-    """One audit per NSFW list over all shards; with several version sets and ``per_version_set``, the JSON is
+    """One audit per NSFW list over the selected shards; with several version sets and ``per_version_set``, the JSON is
     ``{"by_version_set": {label: {"result", "inputs"}}, "inputs"}`` and the markdown has a section per label."""
     store = shard_store.store()
+    try:
+        selection = parse_shard_selection(config.shards)
+    except ShardSelectionError as exc:
+        raise Failure(description=str(exc), allow_retries=False) from exc
     manifest, markers = complete_inputs(store, [(KEYWORD_COUNTS, False)])
+    unavailable = selection.unavailable(manifest[KEYWORD_COUNTS],
+                                        context.instance.get_dynamic_partitions(shard_partitions.name))
+    if unavailable:
+        raise Failure(description=f"shards {selection.spec!r} asks for {len(unavailable)} shard(s) without complete "
+                      f"keyword_counts: {', '.join(unavailable[:10])}{' …' if len(unavailable) > 10 else ''}; "
+                      "materialize them (shard_ingest_job) or narrow the selection", allow_retries=False)
+    manifest = {KEYWORD_COUNTS: {k: v for k, v in manifest[KEYWORD_COUNTS].items() if selection.includes(k)}}
     if not manifest[KEYWORD_COUNTS]:
-        raise UpstreamNotReadyError("no complete keyword_counts shard to audit")
+        raise UpstreamNotReadyError(f"no complete keyword_counts shard to audit (selection {selection.spec!r})")
+    chosen_shards = selection.record(manifest[KEYWORD_COUNTS])
     try:
         groups = version_set_groups(manifest, config.mixed_versions)
     except MixedVersionsError as exc:
@@ -240,19 +259,24 @@ def keyword_audit(
         heading = f"## Version set {label}\n\n{len(shards)} shard(s): {named}\n\n" if len(groups) > 1 else ""
         sections.append(heading + "\n\n".join(render_keyword_audit_markdown(r) for r in results.values()))
     if len(groups) == 1:
-        payload = next(iter(audits.values()))
+        payload = {**next(iter(audits.values())), "selection": chosen_shards}
     else:
-        payload = {"by_version_set": audits, "inputs": manifest}
+        payload = {"by_version_set": audits, "inputs": manifest, "selection": chosen_shards}
         sections.insert(0, f"`keyword_counts` shards come from {len(groups)} version sets (mixed_versions: "
                         "per_version_set); each is audited on its own, and sections must not be pooled.")
+    shards = chosen_shards["shards"]
+    sections.insert(0, f"Shards: selection `{selection.spec}`, {len(shards)} read: {', '.join(shards[:10])}"
+                    f"{' …' if len(shards) > 10 else ''}")
     markdown = "\n\n".join(sections)
     json_path, md_path = write_report(store, "keyword_audit", payload, markdown)
     digest = manifest_hash(manifest)
     context.log.info(f"keyword audit over {len(manifest[KEYWORD_COUNTS])} shards in {len(groups)} version set(s), "
                      f"{rows} alt-texts")
-    return MaterializeResult(
-        metadata={"report": MetadataValue.md(markdown), "shards": len(manifest[KEYWORD_COUNTS]), "rows": rows,
-                  "nsfw_lists": ", ".join(lists), "version_sets": len(groups), "json": MetadataValue.path(json_path),
-                  "markdown": MetadataValue.path(md_path), "inputs_sha256": digest[:16]},
-        data_version=DataVersion(digest[:16]),
-    )
+    metadata = {"report": MetadataValue.md(markdown), "shards": len(manifest[KEYWORD_COUNTS]), "rows": rows,
+                "shard_selection": selection.spec, "nsfw_lists": ", ".join(lists), "version_sets": len(groups),
+                "json": MetadataValue.path(json_path), "markdown": MetadataValue.path(md_path),
+                "inputs_sha256": digest[:16]}
+    if len(groups) == 1:
+        metadata["table"] = table_metadata(keyword_table_rows(payload["result"]), KEYWORD_TABLE_COLUMNS)
+    return MaterializeResult(metadata=metadata,
+                             data_version=DataVersion(report_version("keyword_audit", payload, manifest)))

@@ -11,7 +11,9 @@ from typing import Any, Literal
 import polars as pl
 from dagster import AssetExecutionContext, Config, DataVersion, Failure, MaterializeResult, MetadataValue, asset
 
+from laion_audit.audits.report_display import report_version
 from laion_audit.audits.report_inputs import MixedVersionsError, manifest_hash, write_report
+from laion_audit.defs.report_metadata import table_metadata
 from laion_audit.defs.resources import ShardStoreResource
 from laion_audit.audits.group_tables import DELTA_INTERVAL, NoAttributedSamplesError, chart, crime_cooccurrence
 from laion_audit.audits.group_tables import markdown_table
@@ -22,6 +24,9 @@ RATE_COLUMNS = ["group", "n_samples", "hits", "rate", "ci_low", "ci_high", "p_ba
                 "delta_ci_high", "suppressed"]
 SENTIMENT_COLUMNS = ["group", "n_samples", "negative_ratio", "negative_ci_low", "negative_ci_high",
                      "compound_mean", "compound_ci_low", "compound_ci_high", "suppressed"]
+
+
+LABEL_ASSETS = ("gender_labels", "race_labels")
 
 
 class GroupReportConfig(Config):
@@ -36,12 +41,19 @@ def _exclude(config: GroupReportConfig) -> tuple[str, ...]:
     return ("unclear",) if config.exclude_unclear else ()
 
 
-def _tables(compute: Callable[..., dict[str, Any]], store: ShardStore, config: GroupReportConfig) -> dict[str, Any]:
+def _tables(compute: Callable[..., dict[str, Any]], store: ShardStore, config: GroupReportConfig
+            ) -> dict[str, Any] | NoAttributedSamplesError:
+    """The tables, or the reason there are none: text-only data (LAION metadata parquet) has no person labels,
+    which is an answer to publish, not a failed run."""
     try:
         return compute(store, rule=config.attribution, k_min=config.k_min, exclude=_exclude(config),
                        mixed_versions=config.mixed_versions)
     except NoAttributedSamplesError as exc:
-        raise Failure(description=str(exc)) from exc
+        labelled = [asset for asset in LABEL_ASSETS if store.complete_shards(asset, True)]
+        if labelled:  # labels exist, their counts do not yet: a step missing, not text-only data
+            raise Failure(description=f"{exc}; {' and '.join(labelled)} have complete shards: run group_counts_job "
+                          "for them first") from exc
+        return exc
     except (MixedVersionsError, ValueError) as exc:  # a mix, or a crime review edited since: retrying cannot help
         raise Failure(description=str(exc), allow_retries=False) from exc
 
@@ -65,8 +77,9 @@ def _inputs_line(manifest: dict[str, Any]) -> str:
 Render = Callable[[dict[str, Any]], tuple[dict[str, Any], pl.DataFrame, str, str]]
 
 
-def _publish(store: ShardStore, name: str, result: dict[str, Any], render: Render) -> tuple[dict[str, Any], str]:
-    """Write the report (one section per version set when there are several); return metadata and manifest hash.
+def _publish(store: ShardStore, name: str, result: dict[str, Any], render: Render,
+             columns: list[str]) -> tuple[dict[str, Any], str]:
+    """Write the report (one section per version set when there are several); return metadata and data version.
 
     ``render(group)`` gives the group's JSON tables, its published frame (for suppression counts), table and chart.
     """
@@ -87,14 +100,31 @@ def _publish(store: ShardStore, name: str, result: dict[str, Any], render: Rende
         payload = {"by_version_set": payloads, "inputs": result["manifest"]}
         sections.insert(0, f"Inputs come from {len(groups)} version sets (mixed_versions: per_version_set); each "
                         "is reported on its own, and figures from different sections must not be pooled.")
-    json_path, _ = write_report(store, name, {**payload, "settings": result["settings"]}, "\n\n".join(sections))
+    written = {**payload, "settings": result["settings"]}
+    json_path, _ = write_report(store, name, written, "\n\n".join(sections))
     digest = manifest_hash(result["manifest"])
     suppressed = sum(int(frame["suppressed"].sum()) for frame in frames)
-    metadata = {"table": MetadataValue.md("\n\n".join(tables)), "chart": MetadataValue.md("\n\n".join(charts)),
+    metadata = {"table_markdown": MetadataValue.md("\n\n".join(tables)),
+                "chart": MetadataValue.md("\n\n".join(charts)),
                 "groups_published": sum(frame.height for frame in frames) - suppressed,
                 "groups_suppressed": suppressed, "version_sets": len(groups), "json": MetadataValue.path(json_path),
                 "inputs_sha256": digest[:16]}
-    return metadata, digest
+    if len(frames) == 1:  # one version set: the table itself inline on the asset page
+        metadata["table"] = table_metadata(frames[0].to_dicts(), columns)
+    return metadata, report_version(name, written, result["manifest"])
+
+
+def _no_labelled_shards(store: ShardStore, name: str, reason: NoAttributedSamplesError,
+                        config: GroupReportConfig) -> MaterializeResult:
+    """Publish that there is nothing to tabulate, and why, so a text-only dataset's report run succeeds."""
+    message = (f"No labelled shard: {reason}. This table needs person labels, which text-only shards (LAION "
+               "metadata parquet) cannot have; the keyword audit covers those.")
+    payload = {"status": "no_labelled_shards", "message": message, "inputs": {}, "settings": config.model_dump()}
+    json_path, _ = write_report(store, name, payload, f"**{message}**\n")
+    return MaterializeResult(
+        metadata={"status": "no labelled shard", "report": MetadataValue.md(message), "groups_published": 0,
+                  "json": MetadataValue.path(json_path)},
+        data_version=DataVersion(report_version(name, payload, {})))
 
 
 def _render_rates(group: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame, str, str]:
@@ -121,7 +151,7 @@ def _render_sentiment(group: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFra
 @asset(
     name="crime_cooccurrence",
     deps=["group_counts"],
-    code_version="crime_cooccurrence-3",
+    code_version="crime_cooccurrence-4",
     group_name="reports",
     kinds={"json"},
     description="Rate of crime words in alt-texts of samples attributed to each perceived group (gender, race, "
@@ -134,17 +164,19 @@ def crime_cooccurrence_table(
 ) -> MaterializeResult:
     store = shard_store.store()
     result = _tables(crime_cooccurrence, store, config)
-    metadata, digest = _publish(store, "crime_cooccurrence", result, _render_rates)
+    if isinstance(result, NoAttributedSamplesError):
+        return _no_labelled_shards(store, "crime_cooccurrence", result, config)
+    metadata, version = _publish(store, "crime_cooccurrence", result, _render_rates, RATE_COLUMNS)
     return MaterializeResult(
         metadata={**metadata, "k_min": config.k_min, "attribution": config.attribution,
                   "delta_interval": result["settings"]["delta_interval"]},
-        data_version=DataVersion(digest[:16]),
+        data_version=DataVersion(version),
     )
 
 
 @asset(
     deps=["group_counts"],
-    code_version="sentiment_by_group-3",
+    code_version="sentiment_by_group-4",
     group_name="reports",
     kinds={"json"},
     description="Negative-sentiment ratio (share of attributed samples whose alt-text is VADER-negative) and mean "
@@ -155,5 +187,7 @@ def sentiment_by_group(
 ) -> MaterializeResult:
     store = shard_store.store()
     result = _tables(sentiment_by_group_tables, store, config)
-    metadata, digest = _publish(store, "sentiment_by_group", result, _render_sentiment)
-    return MaterializeResult(metadata={**metadata, "k_min": config.k_min}, data_version=DataVersion(digest[:16]))
+    if isinstance(result, NoAttributedSamplesError):
+        return _no_labelled_shards(store, "sentiment_by_group", result, config)
+    metadata, version = _publish(store, "sentiment_by_group", result, _render_sentiment, SENTIMENT_COLUMNS)
+    return MaterializeResult(metadata={**metadata, "k_min": config.k_min}, data_version=DataVersion(version))

@@ -31,7 +31,9 @@ def _cmd_sample_data(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from laion_audit.ops.demo import run_demo
 
-    summary = run_demo(Path(args.workdir), fresh=args.fresh)
+    from laion_audit.ops.user_dirs import default_home
+
+    summary = run_demo(Path(args.workdir or default_home()), fresh=args.fresh)
     return 0 if all(shard.succeeded for shard in summary.shards) else 1
 
 
@@ -194,6 +196,77 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0 if report.written or report.skipped_complete else 1
 
 
+def _dagster_home_or_explain() -> str | None:
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        print("laion-audit: DAGSTER_HOME is not set, so there is no instance to register shards in (the dagster CLI "
+              "would use a throwaway one). Run `laion-audit init` and export the variables it prints.",
+              file=sys.stderr)
+    return home
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from laion_audit.ops.instance_setup import init_instance, next_steps
+    from laion_audit.ops.settings import Settings
+
+    settings = Settings.from_env()
+    home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or f"{settings.home}/dagster_home")
+    result = init_instance(home, settings, force=args.force)
+    print("\n".join(next_steps(result, settings)))
+    return 0
+
+
+def _cmd_shards_register(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from laion_audit.ops.settings import Settings
+    from laion_audit.ops.shard_registration import register_shards
+
+    if not _dagster_home_or_explain():
+        return 2
+    settings = Settings.from_env()
+    with DagsterInstance.get() as instance:
+        registration = register_shards(instance, settings, settle=args.settle)
+    if registration.added:
+        shown = ", ".join(registration.added[:10]) + (" …" if len(registration.added) > 10 else "")
+        print(f"registered {len(registration.added)} shard partitions from {settings.shards_root}: {shown}")
+    else:
+        print(f"registered nothing new: {registration.note}")
+    print(f"{registration.registered} shard partitions registered in all; materialize one with "
+          "`dagster asset materialize -m laion_audit.definitions --select samples --partition KEY`")
+    return 0
+
+
+def _cmd_shards_list(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from laion_audit.ops.settings import Settings
+    from laion_audit.ops.shard_registration import REGISTER_HINT, explain_key, list_shards
+    from laion_audit.shards.sources import format_shard_key
+
+    if not _dagster_home_or_explain():
+        return 2
+    settings = Settings.from_env()
+    with DagsterInstance.get() as instance:
+        listing = list_shards(instance, settings)
+    if args.keys:
+        try:
+            keys = [format_shard_key(int(key)) for key in args.keys]
+        except ValueError as exc:
+            print(f"laion-audit: {exc} (shard keys are numbers such as 3 or 00003)", file=sys.stderr)
+            return 2
+        explanations = [explain_key(key, listing, settings.shards_root) for key in keys]
+        print("\n".join(explanations))
+        return 0 if all(": registered (" in line for line in explanations) else 1
+    for item in listing:
+        state = "registered" if item.registered else "NOT registered"
+        print(f"  {item.key}  {state:<15} {item.format or '-':<18} {item.file or '(no file under the shard root)'}")
+    waiting = sum(1 for item in listing if not item.registered)
+    print(f"{len(listing)} shards under {settings.shards_root} or registered; "
+          + (f"{waiting} not registered: run `{REGISTER_HINT}`" if waiting else "all registered"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="laion-audit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -209,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate sample shards and materialize the pipeline over them")
     demo.add_argument(
         "--workdir",
-        default=os.environ.get("LAION_AUDIT_HOME", ".laion_audit"),
-        help="where shards, outputs and DAGSTER_HOME go (default: $LAION_AUDIT_HOME or ./.laion_audit)",
+        default=None,
+        help="where shards, outputs and DAGSTER_HOME go (default: $LAION_AUDIT_HOME, else the user data folder, "
+        "e.g. ~/.local/share/laion_audit)",
     )
     demo.add_argument("--fresh", action="store_true", help="delete the workdir first")
     demo.set_defaults(func=_cmd_demo)
@@ -284,6 +358,25 @@ def build_parser() -> argparse.ArgumentParser:
     stale.add_argument("--asset", action="append", help="limit to this asset (repeatable)")
     stale.add_argument("--run", action="store_true", help="launch range runs for stale and missing partitions")
     stale.set_defaults(func=_cmd_stale)
+    init = commands.add_parser(
+        "init", help="set up a Dagster instance for this project (DAGSTER_HOME with the local dagster.yaml) and the "
+        "shard and store folders; prints the variables to export")
+    init.add_argument("--dagster-home", help="default: $DAGSTER_HOME, else $LAION_AUDIT_HOME/dagster_home")
+    init.add_argument("--force", action="store_true", help="replace an existing, different dagster.yaml")
+    init.set_defaults(func=_cmd_init)
+
+    shards_cmd = commands.add_parser("shards", help="shard partitions in the Dagster instance at $DAGSTER_HOME")
+    shards_commands = shards_cmd.add_subparsers(dest="shards_command", required=True)
+    shards_register = shards_commands.add_parser(
+        "register", help="register the shard files under $LAION_AUDIT_SHARDS as partitions through the discovery "
+        "sensor, without a daemon; `dagster asset materialize --partition KEY` works right after")
+    shards_register.add_argument("--settle", action="store_true",
+                                 help="apply the sensor's settle wait (default: the files are complete now)")
+    shards_register.set_defaults(func=_cmd_shards_register)
+    shards_list = shards_commands.add_parser(
+        "list", help="shards found and registered; with KEYs, why each can or cannot be materialized")
+    shards_list.add_argument("keys", nargs="*", help="shard numbers or keys, e.g. 3 or 00003")
+    shards_list.set_defaults(func=_cmd_shards_list)
     return parser
 
 

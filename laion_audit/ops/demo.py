@@ -7,7 +7,6 @@ SQLite DAGSTER_HOME that `dagster dev` opens afterwards. Nothing is faked; the s
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import os
 import shutil
@@ -47,9 +46,10 @@ class DemoSummary:
 
 def prepare_dagster_home(dagster_home: Path) -> None:
     """Create DAGSTER_HOME with the project's local instance config (SQLite, telemetry off)."""
+    from laion_audit.ops.instance_setup import local_instance_config
+
     dagster_home.mkdir(parents=True, exist_ok=True)
-    config = importlib.resources.files("laion_audit.deployments").joinpath("dagster.local.yaml").read_text()
-    (dagster_home / "dagster.yaml").write_text(config)
+    (dagster_home / "dagster.yaml").write_text(local_instance_config())
 
 
 def demo_settings(workdir: Path) -> Settings:
@@ -66,20 +66,14 @@ def demo_settings(workdir: Path) -> Settings:
 
 
 def _register_shards(instance, defs, settings: Settings, out: Printer) -> list[str]:
-    from dagster import build_sensor_context
-
-    from laion_audit.definitions import build_resources
-
-    with build_sensor_context(instance=instance, resources=build_resources(settings)) as context:
-        result = defs.get_sensor_def("shard_discovery_sensor")(context)
-    requests = getattr(result, "dynamic_partitions_requests", None) or []
-    for request in requests:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        out(f"  registered {len(request.partition_keys)} shard partitions: {', '.join(request.partition_keys)}")
-    if not requests:
-        out(f"  sensor: {getattr(result, 'skip_message', result)}")
     from laion_audit.defs.partitions import shard_partitions
+    from laion_audit.ops.shard_registration import register_shards
 
+    registration = register_shards(instance, settings)
+    if registration.added:
+        out(f"  registered {len(registration.added)} shard partitions: {', '.join(registration.added)}")
+    else:
+        out(f"  sensor: {registration.note}")
     return list(instance.get_dynamic_partitions(shard_partitions.name))
 
 

@@ -1,8 +1,8 @@
 """Where things live and how runs execute: one object, read from the environment in one place.
 
-Every setting has an embedded default that works on a laptop (local folders under ``.laion_audit`` in the
-working directory, in-process friendly executors, the tiny model profile), and one environment variable that a
-deployment overrides. `Settings.from_env()` is called by the code location's entry point (definitions.py) and
+Every setting has an embedded default that works on a laptop (local folders under the user's data folder,
+ops/user_dirs.py, whichever directory a command runs from; in-process friendly executors, the tiny model
+profile), and one environment variable that a deployment overrides. `Settings.from_env()` is called by the code location's entry point (definitions.py) and
 the CLI, never at import: the definitions factory takes a Settings object, so tests and the demo build
 definitions for their own folders without touching the environment.
 """
@@ -13,8 +13,9 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from laion_audit.ops.user_dirs import default_home
 
 EXECUTORS = ("multiprocess", "in_process", "k8s")
 
@@ -112,7 +113,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        home = env.get("LAION_AUDIT_HOME", str(Path.cwd() / ".laion_audit"))
+        home = default_home(env)
         profile = env.get("LAION_AUDIT_MODEL_PROFILE", "tiny")
         return cls(
             home=home,
