@@ -86,8 +86,9 @@ def _number(value: Any, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
 
 
-def render(result: Mapping[str, Any]) -> tuple[str, dict[str, bytes]]:
-    """(markdown, {file name: PNG}) of ``impression_bias``'s result; the markdown links the PNGs by file name."""
+def render(result: Mapping[str, Any], link_prefix: str = "") -> tuple[str, dict[str, bytes]]:
+    """(markdown, {file name: PNG}) of ``impression_bias``'s result; the markdown links each PNG as
+    ``link_prefix + file name``."""
     attributes = result["attributes"]
     similarity: dict[str, dict[str, float]] = {}
     for row in result["similarity"]:
@@ -130,11 +131,11 @@ def render(result: Mapping[str, Any]) -> tuple[str, dict[str, bytes]]:
     if regression.get("dropped"):
         lines.append("")
         lines.append("Left out: " + "; ".join(f"{k} ({v})" for k, v in regression["dropped"].items()) + ".")
-    lines += ["", "## Similarity per model and attribute", "", "![similarity](similarity.png)", "",
-              "![IRR](irr.png)", "", "## Structure: Ward clustering of the correlation matrices", "",
+    lines += ["", "## Similarity per model and attribute", "", f"![similarity]({link_prefix}similarity.png)", "",
+              f"![IRR]({link_prefix}irr.png)", "", "## Structure: Ward clustering of the correlation matrices", "",
               "Both dendrograms cluster the rows of the correlation matrix itself (Wolfe et al. cluster the human "
-              "matrix's correlation of correlations).", "", "![human](dendrogram_human.png)"]
-    lines += [f"![{role}](dendrogram_{role}.png)" for role in result["model_structure"]]
+              "matrix's correlation of correlations).", "", f"![human]({link_prefix}dendrogram_human.png)"]
+    lines += [f"![{role}]({link_prefix}dendrogram_{role}.png)" for role in result["model_structure"]]
     lines += ["", "| model | attribute | ρ | p | significant |", "|---|---|---|---|---|"]
     lines += [f"| {row['model']} | {row['attribute']} | {_number(row['rho'])} | {_number(row['p_value'], 4)} | "
               f"{'yes' if row['significant'] else ''} |" for row in result["similarity"]]
