@@ -68,7 +68,8 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         description="Recompute the dataset-level audit tables from every complete shard.",
     )
     clip_weights, observe_clip_weights_job = build_clip_weights(settings.model_profile)
-    jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs, group_counts_job]}
+    jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs, group_counts_job,
+                                      *build_impressions_jobs(settings)]}
     sensors, schedules = build_automation(settings, jobs)
     return Definitions(
         assets=[*shards.assets, build_alt_text_scores(settings), *shard_counts, keyword_audit, crime_cooccurrence_table,
@@ -76,7 +77,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
                 *build_impressions_defs(settings)],
         asset_checks=checks,
         jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, observe_clip_weights_job,
-              lineage_checks_job, *build_impressions_jobs(settings)],
+              lineage_checks_job],
         sensors=[*shards.sensors, *sensors],
         schedules=schedules,
         resources=build_resources(settings),

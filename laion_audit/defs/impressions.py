@@ -205,7 +205,8 @@ def build_impressions_defs(settings: Settings):
             store.fs.mv(f"{store.reports_dir}/{BIAS}/{name}.tmp", f"{store.reports_dir}/{BIAS}/{name}")
         summary = markdown.split("## Similarity per model and attribute")[0]
         inputs = {m.role: outputs.record(m.role)["data_version"] for m in found}
-        digest = hashlib.sha256(repr(sorted(inputs.items())).encode() + dataset.sha256.encode()).hexdigest()
+        digest = hashlib.sha256(repr((sorted(inputs.items()), dataset.sha256, config.model_dump(),
+                                      load_human_irr(config.human_irr))).encode()).hexdigest()
         return MaterializeResult(
             metadata={"summary": MetadataValue.md(summary),
                       "similarity_heatmap": MetadataValue.md(markdown_image(figures["similarity.png"], "similarity")),
