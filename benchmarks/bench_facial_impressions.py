@@ -18,7 +18,6 @@ Usage: python benchmarks/bench_facial_impressions.py [--images 1004] [--workdir 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform

@@ -161,52 +161,32 @@ def build_impressions_defs(settings: Settings):
     )
     def facial_impression_bias(context: AssetExecutionContext, config: BiasConfig, shard_store: ShardStoreResource,
                                models: ModelsResource) -> MaterializeResult:
-        from laion_audit.impressions.associations import scores_from_table
-        from laion_audit.impressions.bias import model_family
-        from laion_audit.impressions.lexicon import load_human_irr
-        from laion_audit.impressions.report import ModelAssociations, impression_bias, render
+        from laion_audit.impressions.collect import collect_associations, write_figures
+        from laion_audit.impressions.lexicon import load_human_irr, prompts_sha256
+        from laion_audit.impressions.report import impression_bias, render
         from laion_audit.stats.group_statistics import markdown_image
 
         dataset, pairs = _ratings(config, settings)
         outputs = ModelOutputs(shard_store.root, ASSOCIATIONS)
         registry = models.registry()
-        found, missing, stale = [], [], []
-        for role in clip_roles(settings.model_profile):
-            record = outputs.record(role)
-            entry = registry.entry(role)
-            if record is None:
-                missing.append(role)
-                continue
-            recipe = record["recipe"]
-            if (recipe["ratings_sha256"], recipe["prompts_sha256"]) != (
-                    dataset.sha256, _associations_recipe(dataset, pairs, "")["prompts_sha256"]):
-                stale.append(role)
-                continue
-            stimuli, scores = scores_from_table(outputs.read(role, record), dataset.attributes)
-            scale = {**entry.scale_settings, **record["parameters"]}
-            found.append(ModelAssociations(role, record["model_name"], model_family(entry.source, entry.random_weights),
-                                           stimuli, scores, scale, record["random_weights"]))
-        if stale:
-            raise Failure(description=f"associations of {', '.join(stale)} were computed from another ratings "
-                          "dataset or prompt table; re-materialize those partitions of " + ASSOCIATIONS,
+        collected = collect_associations(outputs, [registry.entry(r) for r in clip_roles(settings.model_profile)],
+                                         dataset, prompts_sha256(pairs))
+        if collected.stale:
+            raise Failure(description=f"associations of {', '.join(collected.stale)} were computed from another "
+                          f"ratings dataset or prompt table; re-materialize those partitions of {ASSOCIATIONS}",
                           allow_retries=False)
-        if not found:
+        if not collected.found:
             raise Failure(description=f"no model has {ASSOCIATIONS} yet; materialize its partitions first",
                           allow_retries=False)
-        result = impression_bias(dataset, found, load_human_irr(config.human_irr))
-        result["models_missing"] = missing
+        irr = load_human_irr(config.human_irr)
+        result = {**impression_bias(dataset, collected.found, irr), "models_missing": collected.missing}
         markdown, figures = render(result, link_prefix=f"{BIAS}/")
         store = shard_store.store()
         json_path, md_path = write_report(store, BIAS, result, markdown)
-        for name, png in figures.items():
-            store.fs.makedirs(f"{store.reports_dir}/{BIAS}", exist_ok=True)
-            with store.fs.open(f"{store.reports_dir}/{BIAS}/{name}.tmp", "wb") as handle:
-                handle.write(png)
-            store.fs.mv(f"{store.reports_dir}/{BIAS}/{name}.tmp", f"{store.reports_dir}/{BIAS}/{name}")
+        write_figures(store.fs, f"{store.reports_dir}/{BIAS}", figures)
         summary = markdown.split("## Similarity per model and attribute")[0]
-        inputs = {m.role: outputs.record(m.role)["data_version"] for m in found}
-        digest = hashlib.sha256(repr((sorted(inputs.items()), dataset.sha256, config.model_dump(),
-                                      load_human_irr(config.human_irr))).encode()).hexdigest()
+        digest = hashlib.sha256(repr((sorted(collected.data_versions.items()), dataset.sha256, config.model_dump(),
+                                      irr)).encode()).hexdigest()
         return MaterializeResult(
             metadata={"summary": MetadataValue.md(summary),
                       "similarity_heatmap": MetadataValue.md(markdown_image(figures["similarity.png"], "similarity")),
@@ -215,7 +195,7 @@ def build_impressions_defs(settings: Settings):
                       "irr_correlation": MetadataValue.json(result["irr_correlation"]),
                       "frobenius_with_human": MetadataValue.json(
                           {r: s["frobenius_with_human"] for r, s in result["model_structure"].items()}),
-                      "models": len(found), "models_missing": MetadataValue.json(missing),
+                      "models": len(collected.found), "models_missing": MetadataValue.json(collected.missing),
                       "report": MetadataValue.path(md_path), "json": MetadataValue.path(json_path)},
             data_version=DataVersion(digest[:16]))
 
@@ -306,6 +286,7 @@ def _threshold_assets(settings: Settings):
 
         from laion_audit.impressions.plots import share_bars
         from laion_audit.impressions.threshold import astronaut_probe, load_probes, run_probes, threshold_audit
+        from laion_audit.impressions.threshold_report import render_threshold_audit
         from laion_audit.stats.group_statistics import markdown_image
 
         config.check(THRESHOLD_AUDIT)
@@ -326,7 +307,7 @@ def _threshold_assets(settings: Settings):
         probes = load_probes(config.probes) if config.probes else [astronaut_probe()]
         probe_rows = run_probes({role: models.clip(role) for role in roles}, probes, config.threshold)
         payload = {"by_version_set": sections, "probes": probe_rows, "threshold": config.threshold}
-        markdown = _threshold_markdown(sections, probe_rows, config.threshold)
+        markdown = render_threshold_audit(sections, probe_rows, config.threshold)
         json_path, md_path = write_report(store, THRESHOLD_AUDIT, payload, markdown)
         first = next(iter(sections.values()))
         digest = manifest_hash({"inputs": manifest, "probes": probe_rows, "threshold": config.threshold})
@@ -339,37 +320,6 @@ def _threshold_assets(settings: Settings):
             data_version=DataVersion(digest[:16]))
 
     return [clip_alt_text_similarity, clip_threshold_audit]
-
-
-def _threshold_markdown(sections: dict, probes: list[dict], threshold: float) -> str:
-    lines = [f"# CLIP similarity threshold audit (kept iff cosine ≥ {threshold})", ""]
-    if len(sections) > 1:
-        lines += [f"Inputs come from {len(sections)} version sets; each is reported on its own.", ""]
-    for label, section in sections.items():
-        if len(sections) > 1:
-            lines += [f"## Version set {label}", ""]
-        lines += ["| model | samples | scored | kept | below | share kept | share below | mean cosine |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for row in section["shares"]:
-            share = "–" if row["share_kept"] is None else f"{row['share_kept']:.3f}"
-            below = "–" if row["share_below"] is None else f"{row['share_below']:.3f}"
-            mean = "–" if row["mean_similarity"] is None else f"{row['mean_similarity']:.4f}"
-            lines.append(f"| {row['model']} | {row['samples']} | {row['scored']} | {row['kept']} | {row['below']} | "
-                         f"{share} | {below} | {mean} |")
-        lines += ["", "Samples crossing the threshold between models:", "",
-                  "| model A | model B | both kept | kept by A only | kept by B only | both dropped |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {r['model_a']} | {r['model_b']} | {r['both_kept']} | {r['kept_by_a_only']} | "
-                  f"{r['kept_by_b_only']} | {r['both_dropped']} |" for r in section["crossings"]]
-        lines.append("")
-    lines += ["## Counterfactual probes", "", "| model | probe | caption | cosine | kept |", "|---|---|---|---|---|"]
-    for row in probes:
-        for side in ("a", "b"):
-            lines.append(f"| {row['model']} | {row['probe']} | {row[f'caption_{side}']} | "
-                         f"{row[f'similarity_{side}']:.4f} | {'yes' if row[f'kept_{side}'] else 'no'} |")
-    if any(row["random_weights"] for row in probes):
-        lines += ["", "Random-weight models: the numbers exercise the pipeline; they say nothing about CLIP."]
-    return "\n".join(lines) + "\n"
 
 
 def build_impressions_jobs(settings: Settings):

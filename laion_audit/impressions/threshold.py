@@ -65,7 +65,8 @@ def shard_similarities(source: ShardSource, samples: pa.Table, clips: Mapping[st
     for sample in samples.select(["key", "has_image", "status", "error_kind", "source_format", "caption"]).to_pylist():
         key = sample["key"]
         if not sample["has_image"]:
-            outcome[key] = (("no_image", "text-only shard: no image to score") if sample["source_format"] != "webdataset"
+            text_only = sample["source_format"] != "webdataset"
+            outcome[key] = (("no_image", "text-only shard: no image to score") if text_only
                             else ("upstream_error", f"samples: {sample['error_kind'] or sample['status']}"))
         elif not (sample["caption"] or "").strip():
             outcome[key] = ("no_caption", "the sample has no alt-text to score")
