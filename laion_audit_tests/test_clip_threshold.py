@@ -93,3 +93,13 @@ def test_the_astronaut_probe_and_probes_from_a_file(tmp_path):
 def test_paired_cosine():
     np.testing.assert_allclose(paired_cosine(np.array([[3.0, 0.0], [1.0, 1.0]]), np.array([[1.0, 1.0], [2.0, 2.0]])),
                                [1 / math.sqrt(2), 1.0])
+
+
+def test_a_model_that_scored_nothing_has_no_share():
+    frame = pl.DataFrame({"shard": ["00000"], "key": ["k"], "model_role": ["clip_a"], "similarity": [None],
+                          "status": ["no_caption"]}, schema={"shard": pl.String, "key": pl.String,
+                                                             "model_role": pl.String, "similarity": pl.Float64,
+                                                             "status": pl.String})
+    (row,) = threshold_audit(frame)["shares"]
+    assert (row["samples"], row["scored"], row["kept"], row["share_kept"], row["share_below"]) == (1, 0, 0, None, None)
+    assert threshold_audit(frame)["crossings"] == []

@@ -215,3 +215,13 @@ def test_duplicate_stimuli_and_a_missing_table_are_errors(omi):
     (folder / "attribute_means.csv").unlink()
     with pytest.raises(RatingsDatasetError, match="no attribute_means.csv"):
         load_ratings(folder, ATTRIBUTES)
+
+
+def test_the_dataset_hash_covers_table_and_image_contents(omi):
+    folder, _ = omi
+    before = load_ratings(folder, ATTRIBUTES).sha256
+    assert load_ratings(folder, ATTRIBUTES).sha256 == before
+    (folder / "images" / "2.jpg").write_bytes((folder / "images" / "3.jpg").read_bytes())
+    after_image = load_ratings(folder, ATTRIBUTES).sha256
+    _rewrite(folder, lambda rows: rows[1].__setitem__(1, "50.0"))
+    assert len({before, after_image, load_ratings(folder, ATTRIBUTES).sha256}) == 3

@@ -42,7 +42,7 @@ def irr_scatter(mean_similarity: Mapping[str, Mapping[str, float]], irr: Mapping
     fig = _figure(6, 4.5)
     ax = fig.add_subplot(1, 1, 1)
     for family, by_attribute in mean_similarity.items():
-        attributes = [a for a in irr if a in by_attribute]
+        attributes = [a for a in irr if by_attribute.get(a) is not None]
         ax.scatter([irr[a] for a in attributes], [by_attribute[a] for a in attributes], label=family, s=14)
     ax.set_xlabel("human inter-rater reliability (Peterson et al. 2022)")
     ax.set_ylabel("mean model–human ρ")

@@ -42,7 +42,7 @@ class RatingsDataset:
     images: dict[str, Path]
     missing_images: list[str] = field(default_factory=list)  # rated, but no image file
     unrated_images: list[str] = field(default_factory=list)  # an image file without a row in the table
-    sha256: str = ""  # of the table's bytes and the image files' names and sizes
+    sha256: str = ""  # of the table's bytes and every image file's name and content
 
     def problems_summary(self) -> dict[str, object]:
         return {"stimuli_analysed": len(self.stimuli), "stimuli_without_image": len(self.missing_images),
@@ -155,8 +155,8 @@ def load_ratings(folder: str | Path, attributes: list[str], *, strict: bool = Fa
     if not keep:
         raise RatingsDatasetError(f"{folder}: no rated stimulus has an image in {IMAGES_DIR}/")
     digest = hashlib.sha256(table_bytes)
-    for stem in sorted(images):
-        digest.update(f"\n{images[stem].name}:{images[stem].stat().st_size}".encode())
+    for stem in sorted(images):  # image contents too: a replaced image is another dataset
+        digest.update(f"\n{images[stem].name}:{hashlib.sha256(images[stem].read_bytes()).hexdigest()}".encode())
     kept = [stimuli[i] for i in keep]
     return RatingsDataset(folder, list(attributes), kept, means[keep], {s: images[s] for s in kept}, missing, unrated,
                           digest.hexdigest())

@@ -36,6 +36,11 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
 
 
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def impression_bias(dataset: RatingsDataset, models: Sequence[ModelAssociations],
                     irr: Mapping[str, float]) -> dict[str, Any]:
     """Similarity per model and attribute, IRR correlation per family, the scale regression and the structure."""
@@ -62,7 +67,7 @@ def impression_bias(dataset: RatingsDataset, models: Sequence[ModelAssociations]
                                  "ward": ward_clustering(matrix, attributes),
                                  "matrix": np.where(np.isfinite(matrix), matrix, None).tolist()}
     families = {model.role: model.family for model in models}
-    family_means = {family: {a: float(np.nanmean([similarity[r][a] for r in families if families[r] == family]))
+    family_means = {family: {a: _finite(_mean([similarity[r][a] for r in families if families[r] == family]))
                              for a in attributes} for family in sorted(set(families.values()))}
     return {
         "attributes": attributes,

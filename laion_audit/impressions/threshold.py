@@ -111,9 +111,11 @@ def threshold_audit(frame: pl.LazyFrame | pl.DataFrame, threshold: float = LAION
         samples=pl.len(), scored=(pl.col("status") == STATUS_OK).sum(),
         kept=((pl.col("status") == STATUS_OK) & (pl.col("similarity") >= threshold)).sum(),
         mean_similarity=pl.col("similarity").mean()).sort("model_role").collect())
+    scored_any = pl.col("scored") > 0  # a model that scored nothing has no share (null), not NaN
     shares = shares.with_columns(below=pl.col("scored") - pl.col("kept"),
-                                 share_kept=pl.col("kept") / pl.col("scored"),
-                                 share_below=(pl.col("scored") - pl.col("kept")) / pl.col("scored"))
+                                 share_kept=pl.when(scored_any).then(pl.col("kept") / pl.col("scored")),
+                                 share_below=pl.when(scored_any).then((pl.col("scored") - pl.col("kept"))
+                                                                      / pl.col("scored")))
     left = scored.select("shard", "key", model_a="model_role", kept_a="kept")
     right = scored.select("shard", "key", model_b="model_role", kept_b="kept")
     crossings = (left.join(right, on=["shard", "key"]).filter(pl.col("model_a") < pl.col("model_b"))
