@@ -21,6 +21,7 @@ from laion_audit.defs.annotation import build_annotation_defs
 from laion_audit.defs.audit_report import audit_report
 from laion_audit.defs.automation import build_automation
 from laion_audit.defs.group_reports import crime_cooccurrence_table, sentiment_by_group
+from laion_audit.defs.impressions import build_impressions_defs, build_impressions_jobs
 from laion_audit.defs.lineage import build_lineage_checks
 from laion_audit.defs.models import ModelsResource, build_clip_weights, observe_model_weights_job, weights_sources
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
@@ -68,11 +69,13 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         description="Recompute the dataset-level audit tables from every complete shard.",
     )
     clip_weights, observe_clip_weights_job = build_clip_weights(settings.model_profile)
-    jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs, group_counts_job]}
+    jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs, group_counts_job,
+                                      *build_impressions_jobs(settings)]}
     sensors, schedules = build_automation(settings, jobs)
     return Definitions(
         assets=[*shards.assets, build_alt_text_scores(settings), *shard_counts, keyword_audit, crime_cooccurrence_table,
-                sentiment_by_group, audit_report, *weights_sources, clip_weights, *annotation.assets],
+                sentiment_by_group, audit_report, *weights_sources, clip_weights, *annotation.assets,
+                *build_impressions_defs(settings)],
         asset_checks=checks,
         jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, observe_clip_weights_job,
               lineage_checks_job],

@@ -136,3 +136,17 @@ def test_demo_output_is_quiet(demo):
     assert "\n\n\n" not in output, output
     for noise in ("Warning:", "Ultralytics Settings", "pi-heif", "pillow_heif"):
         assert noise not in output, (noise, output)
+
+
+@pytest.mark.slow
+def test_demo_runs_the_facial_impression_and_threshold_audits(demo):
+    workdir, result = demo
+    assert "facial impression bias and CLIP 0.3-threshold audit" in result.stdout
+    reports = workdir / "store" / "reports"
+    bias = json.loads((reports / "facial_impression_bias.json").read_text())
+    assert [m["family"] for m in bias["models"]] == ["tiny"] * 3 and bias["dataset"]["stimuli_analysed"] == 40
+    audit = json.loads((reports / "clip_threshold_audit.json").read_text())
+    (section,) = audit["by_version_set"].values()
+    samples = sum(m["rows"] for m in ShardStore(str(workdir / "store")).complete_shards("samples").values())
+    assert {row["samples"] for row in section["shares"]} == {samples}  # every sample accounted for, every model
+    assert len(audit["probes"]) == 3 and audit["probes"][0]["probe"] == "astronaut"

@@ -158,11 +158,11 @@ def test_schedule_picks_up_a_stale_shard_and_the_chain_sensor_new_ones(tmp_path)
         assert _ranges(_schedule(defs, "shard_backfill_schedule", instance, shards, tmp_path)) == [
             ("00001", "00001")]
 
-        # The chain sensor moves every ingested shard on to detection, in one range run.
+        # The chain sensor moves every ingested shard on to detection and to CLIP similarity, one range run each.
         with build_sensor_context(instance=instance, resources=resources(shards, tmp_path / "store")) as context:
             requests = defs.resolve_sensor_def("shard_chain_sensor")(context)
-        assert [r.job_name for r in requests] == ["person_detection_job"]
-        assert _ranges(requests) == [("00000", "00002")]
+        assert [r.job_name for r in requests] == ["person_detection_job", "clip_similarity_job"]
+        assert _ranges(requests) == [("00000", "00002"), ("00000", "00002")]
 
 
 def test_observing_shard_files_records_each_files_version(tmp_path):

@@ -62,6 +62,7 @@ def demo_settings(workdir: Path) -> Settings:
         max_partitions_per_run=8,
         model_profile="tiny",
         settle_seconds=0,  # the demo wrote the shards itself: they are complete
+        omi_dir=str(workdir / "omi"),  # a generated One Million Impressions-layout set (the real one is not bundled)
     )
 
 
@@ -92,6 +93,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         ("LAION_AUDIT_MODELS_DIR", settings.models_dir),
         ("LAION_AUDIT_TRAINED_DIR", settings.trained_dir),
         ("LAION_AUDIT_MODEL_PROFILE", settings.model_profile),
+        ("LAION_AUDIT_OMI_DIR", settings.omi_dir),
     ):
         os.environ[name] = value
 
@@ -161,6 +163,10 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         out("[7/7] dataset-level audit tables from every complete shard")
         report_failure = _run(defs, "audit_reports_job", None, instance, out)
         out(f"  FAILED: {report_failure}" if report_failure else f"  reports in {store.reports_dir}")
+        out("[+] facial impression bias and CLIP 0.3-threshold audit (tiny CLIPs)")
+        from laion_audit.ops.impressions_demo import run_impressions_step
+
+        run_impressions_step(defs, instance, settings, keys, _run, out)
     summary = DemoSummary(workdir, settings.store_root, dagster_home, outcomes)
     out("")
     out(render_summary(summary, total_seconds=time.monotonic() - started))

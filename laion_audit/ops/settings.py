@@ -88,6 +88,9 @@ class Settings:
     # lineage_checks_job or `laion-audit stale` instead.
     check_automation: bool = True
     gpu: GpuSettings = field(default_factory=GpuSettings)
+    # A face-ratings folder in the One Million Impressions layout for the facial impression audit (CC BY-NC-SA
+    # data the user supplies; never bundled). Empty: the assets' run config must name one.
+    omi_dir: str = ""
 
     def __post_init__(self):
         from laion_audit.models.registry import PROFILES
@@ -129,4 +132,5 @@ class Settings:
             sensor_interval_seconds=_number(env, "LAION_AUDIT_SENSOR_INTERVAL", "60", int),
             check_automation=env.get("LAION_AUDIT_CHECK_AUTOMATION", "1") not in ("0", "false", "no"),
             gpu=GpuSettings.from_env(env),
+            omi_dir=env.get("LAION_AUDIT_OMI_DIR", ""),
         )
