@@ -52,6 +52,7 @@ PER_SHARD_ASSETS: dict[str, ShardAsset] = {
         ShardAsset("person_captions", "person_captions-3", True, ("person_boxes",)),
         ShardAsset("keyword_counts", "keyword_counts-1", False, ("samples",)),
         ShardAsset("group_counts", "group_counts-1", True, ("gender_labels", "race_labels", "alt_text_scores")),
+        ShardAsset("word_gender_counts", "word_gender_counts-1", True, ("samples", "gender_labels")),
     )
 }
 
