@@ -214,9 +214,10 @@ def sd_roles(profile: str) -> list[str]:
 # 300k crops whose draw is not public, spec §2): set it for your dataset's size.
 PROFILE_DEFAULTS = {
     "paper": {"max_det": 300, "classifier_epochs": 10, "classifier_lr": 1e-5, "caption_max_new_tokens": 256,
-              "votes_sample_rate": 0.01},
+              "votes_sample_rate": 0.01, "sd_steps": None, "sd_size": None, "sd_images_per_prompt": 100,
+              "sd_min_kept": 50},
     "tiny": {"max_det": 4, "classifier_epochs": 3, "classifier_lr": 1e-3, "caption_max_new_tokens": 24,
-             "votes_sample_rate": 1.0},
+             "votes_sample_rate": 1.0, "sd_steps": 2, "sd_size": 64, "sd_images_per_prompt": 12, "sd_min_kept": 10},
 }
 
 
