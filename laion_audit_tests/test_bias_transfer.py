@@ -4,6 +4,7 @@ The Dagster materialization of the assets on the demo shards is in test_annotati
 module's labelled chain rather than building a second one).
 """
 
+import json
 import math
 
 import numpy as np
@@ -236,3 +237,29 @@ def test_tiny_sd_pipeline_loads_and_generates_through_diffusers(tiny_models):
     assert [image.size for image in first] == [(64, 64), (64, 64)]
     assert np.array_equal(np.asarray(first[1]), np.asarray(again[0]))  # an image is its seed's
     assert not np.array_equal(np.asarray(first[0]), np.asarray(first[1]))
+
+
+# ---------------------------------------------------------------- wiring
+
+def test_model_bias_assets_are_partitioned_by_model_and_ask_for_a_gpu():
+    from dagster import AssetKey
+
+    from laion_audit.definitions import build_definitions
+    from laion_audit.models.registry import clip_roles, sd_roles
+    from laion_audit.ops.settings import Settings
+
+    settings = Settings.from_env()
+    graph = build_definitions(settings).resolve_asset_graph()
+    profile = settings.model_profile
+    expected = {"clip_model_bias": (clip_roles(profile), "clip_weights"), "sd_model_bias": (sd_roles(profile), "sd_weights")}
+    for name, (roles, weights) in expected.items():
+        node = graph.get(AssetKey(name))
+        assert node.partitions_def.get_partition_keys() == roles
+        assert AssetKey(weights) in node.parent_keys
+        tags = node.assets_def.op.tags["dagster-k8s/config"]
+        assert "nvidia.com/gpu" in (tags if isinstance(tags, str) else json.dumps(tags))
+        assert node.assets_def.op.pool == "gpu"
+    assert {AssetKey("gender_classifier"), AssetKey("detector_weights")} <= graph.get(AssetKey("sd_model_bias")).parent_keys
+    assert graph.get(AssetKey("word_gender_counts")).partitions_def.name == "laion_shards"
+    regression = graph.get(AssetKey("bias_transfer_regression")).parent_keys
+    assert {AssetKey("word_gender_cooccurrence"), AssetKey("clip_model_bias"), AssetKey("sd_model_bias")} <= regression
