@@ -368,6 +368,7 @@ def test_bias_transfer_assets_materialize_on_the_labelled_chain(chain):
     the regressions, through the real jobs on this chain's labels (spec §7)."""
     from PIL import Image
 
+    from laion_audit.annotation.schemas import GENDER_CLASSES
     from laion_audit.models.registry import clip_roles, sd_roles
 
     run, store, root = chain["run"], chain["store"], chain["root"]
@@ -382,7 +383,10 @@ def test_bias_transfer_assets_materialize_on_the_labelled_chain(chain):
     for role in clip_roles("tiny"):
         run("clip_model_bias_job", role)
     run("observe_sd_weights_job")
-    sd_config = {"categories": ["nurse", "engineer"], "images_per_prompt": 3, "min_kept": 1}
+    # The random tiny detector's boxes on 64 px generations are 6-12 px: its top box with any side is kept, so
+    # every generated image goes through the classifier (the paper's rule is tested on crafted detections).
+    sd_config = {"categories": ["nurse", "engineer"], "images_per_prompt": 3, "min_kept": 1, "max_det": 1,
+                 "min_side": 1.0}
     for role in sd_roles("tiny"):
         run("sd_model_bias_job", role, run_config={**QUIET, "ops": {"sd_model_bias": {"config": sd_config}}})
     result = run("bias_transfer_reports_job", run_config={
@@ -427,6 +431,9 @@ def test_bias_transfer_assets_materialize_on_the_labelled_chain(chain):
     first = Image.open(generations[0]["image"])
     assert first.size == (64, 64) and first.text["prompt"] == generations[0]["prompt"]
     assert first.text["seed"] == str(generations[0]["seed"])
+    assert sd["recipe"]["keep_rule"] == {"min_confidence_above": 0.35, "min_side_above": 1.0, "exactly_one": True,
+                                         "max_det": 1}
+    assert all(g["kept"] and g["label"] in GENDER_CLASSES for g in generations)
     for prompt in sd["prompts"]:
         kept = [g for g in generations if g["prompt"] == prompt["prompt"] and g["kept"]]
         assert prompt["kept"] == len(kept)

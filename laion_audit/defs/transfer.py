@@ -119,6 +119,7 @@ class SdBiasConfig(CheckedConfig):
     min_kept: int | None = None  # prompts with fewer kept female/male images are skipped; None: profile (paper 50)
     min_confidence: float = 0.35  # a person box counts with confidence strictly above this ...
     min_side: float = 30.0  # ... and min(w, h) strictly above this many pixels
+    max_det: int | None = None  # detector's box cap; None: the profile's (paper: 300, ultralytics' default)
     batch_size: int = 8
     force: bool = False
 
@@ -126,7 +127,7 @@ class SdBiasConfig(CheckedConfig):
         return (out_of_range("images_per_prompt", self.images_per_prompt, 1) + out_of_range("steps", self.steps, 1)
                 + out_of_range("size", self.size, 8) + out_of_range("min_kept", self.min_kept, 1)
                 + out_of_range("max_categories", self.max_categories, 1) + out_of_range("batch_size", self.batch_size, 1)
-                + out_of_range("min_confidence", self.min_confidence, 0, 1))
+                + out_of_range("min_confidence", self.min_confidence, 0, 1) + out_of_range("max_det", self.max_det, 1))
 
 
 class RegressionConfig(CheckedConfig):
@@ -334,7 +335,8 @@ def _sd_model_bias(settings: Settings):
         seeds = list(range(config.seed_start, config.seed_start + per_prompt))
         generator = models.stable_diffusion(role)
         # Raw detections down to the lowest confidence the keep rule could count; the rule itself is applied after.
-        detector = models.detector(conf=min(0.25, config.min_confidence), iou=0.7, imgsz=640, max_det=300)
+        max_det = profile_default(profile, "max_det", config.max_det)
+        detector = models.detector(conf=min(0.25, config.min_confidence), iou=0.7, imgsz=640, max_det=max_det)
         folder, classifier_fp = current_checkpoint(models.trained_root("gender_classifier"))
         classifier = models.classifier(folder, classifier_fp, "gender_classifier")
         recipe = {"asset": SD_MODEL_BIAS, "code_version": "sd_model_bias-1",
@@ -342,7 +344,7 @@ def _sd_model_bias(settings: Settings):
                              "gender_classifier": classifier_fp},
                   "categories": categories, "seeds": [seeds[0], seeds[-1]], "min_kept": min_kept,
                   "keep_rule": {"min_confidence_above": config.min_confidence, "min_side_above": config.min_side,
-                                "exactly_one": True},
+                                "exactly_one": True, "max_det": max_det},
                   "generation": generator.settings(steps, size)}
         digest = recipe_sha256(recipe)
         previous = read_model_report(store, SD_MODEL_BIAS, role)
