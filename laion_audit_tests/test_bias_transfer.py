@@ -16,7 +16,7 @@ from laion_audit.audits.transfer_regressions import regressions
 from laion_audit.audits.transfer_inputs import transfer_word_lists
 from laion_audit.audits.transfer_runs import category_of, prompt_for
 from laion_audit.audits.word_gender import dataset_bias, reduce_counts, word_gender_counts
-from laion_audit.stats.model_bias import clip_word_bias, female_share, kept_person
+from laion_audit.stats.model_bias import ClipBiasSums, clip_word_bias, female_share, kept_person
 from laion_audit.stats.transfer_regression import fit_transfer
 
 
@@ -39,6 +39,18 @@ def test_clip_bias_averages_within_each_gender():
     # C entries: 1,0 / 0,1 / 0,1 -> mean 0.5, σ = 0.5 -> biases (0.5 - 0) / 0.5 = 1 and (0.5 - 1) / 0.5 = -1.
     result = clip_word_bias(np.array([[1.0, 0], [0, 1.0], [0, 1.0]]), ["female", "female", "male"], np.eye(2))
     assert result.bias == pytest.approx([1.0, -1.0])
+
+
+def test_streamed_clip_bias_gives_the_hand_computed_values_in_any_batches():
+    # The first constructed example, fed one image per batch and with an extra "unclear" image in between.
+    sums = ClipBiasSums(np.array([[2.0, 0.0], [0.0, 0.5]]))
+    sums.add(np.array([[3.0, 0.0]]), ["female"])
+    sums.add(np.array([[0.0, 5.0], [0.6, 0.8]]), ["unclear", "male"])
+    result = sums.result()
+    sigma = math.sqrt(0.14)
+    assert (sums.n_female, sums.n_male) == (1, 1)
+    assert result.sigma == pytest.approx(sigma)
+    assert result.bias == pytest.approx([0.4 / sigma, -0.8 / sigma])
 
 
 def test_clip_bias_needs_both_genders():

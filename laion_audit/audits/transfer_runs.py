@@ -1,9 +1,10 @@
 """Model bias per model (CLIP, Stable Diffusion) from the registry's models and the chain's outputs; Dagster-free.
 
-* :func:`labelled_person_crops` — the image set "chain_gender_labels": person crops of every complete shard
-  whose perceived-gender label is female or male, cut from the shard's images exactly as the labels were
-  (annotation/crops.py). Labels computed on boxes that have since changed are left out and counted.
-  The crops and their labels are per-person demographic rows: they live only in memory here.
+* :func:`labelled_image_set` / :func:`iter_labelled_crops` — the image set "chain_gender_labels": person crops of
+  every complete shard whose perceived-gender label is female or male, cut from the shard's images exactly as the
+  labels were (annotation/crops.py). Labels computed on boxes that have since changed are left out and counted.
+  Crops, labels and per-image embeddings are per-person rows: they are streamed and reduced to per-word sums,
+  never written.
 * :func:`clip_bias_rows` — per word list and word, CLIP bias (stats/model_bias.py); published only when each
   gender has at least k images.
 * :func:`generate_and_label` — Stable Diffusion: per prompt, one image per seed, the keep rule, the chain's gender
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,8 @@ from PIL import Image
 from laion_audit.annotation.crops import PersonBox, crop, iter_person_images
 from laion_audit.shards.sources import ShardSource
 from laion_audit.shards.store import ShardStore
-from laion_audit.stats.model_bias import SD_MIN_CONFIDENCE, SD_MIN_SIDE, clip_word_bias, female_share, kept_person
+from laion_audit.shards.chunking import chunked
+from laion_audit.stats.model_bias import SD_MIN_CONFIDENCE, SD_MIN_SIDE, ClipBiasSums, female_share, kept_person
 
 IMAGE_SET = "chain_gender_labels"
 LABELS = "gender_labels"
@@ -31,45 +33,59 @@ BOXES = "person_boxes"
 
 
 @dataclass
-class LabelledCrops:
-    crops: list[Image.Image] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    # {shard: gender_labels data version} of every shard read: the image set's version.
-    shards: dict[str, str] = field(default_factory=dict)
+class LabelledImageSet:
+    """The shards whose labels make up the image set: {shard: (labels marker, boxes marker)}, and those left out
+    because their labels were computed on boxes that have since changed."""
+
+    shards: dict[str, tuple[dict, dict]] = field(default_factory=dict)
     stale_shards: list[str] = field(default_factory=list)
 
+    def versions(self) -> dict[str, str]:
+        """{shard: gender_labels data version}: the image set's version, recorded in the recipe."""
+        return {shard: labels["data_version"] for shard, (labels, _) in sorted(self.shards.items())}
 
-def labelled_person_crops(store: ShardStore, locate: Callable[[str], ShardSource],
-                          genders: Sequence[str] = ("female", "male")) -> LabelledCrops:
-    """Crops of valid persons labelled one of ``genders`` in every shard with complete labels and boxes."""
-    out = LabelledCrops()
+
+def labelled_image_set(store: ShardStore) -> LabelledImageSet:
+    """Every shard with complete labels whose boxes are still the ones the labels were made from (markers only)."""
+    found = LabelledImageSet()
     for shard, marker in sorted(store.complete_shards(LABELS, True).items()):
         boxes_marker = store.read_marker(BOXES, shard)
         used = ((marker.get("recipe") or {}).get("upstream") or {}).get(BOXES)
         if boxes_marker is None or used != boxes_marker.get("data_version"):
-            out.stale_shards.append(shard)
-            continue
-        labels = store.read_marked(LABELS, shard, marker, True).to_pylist()
+            found.stale_shards.append(shard)
+        else:
+            found.shards[shard] = (marker, boxes_marker)
+    return found
+
+
+def iter_labelled_crops(store: ShardStore, locate: Callable[[str], ShardSource], image_set: LabelledImageSet,
+                        genders: Sequence[str] = ("female", "male")) -> Iterator[tuple[Image.Image, str]]:
+    """(crop, label) of each valid person labelled one of ``genders``, shard by shard, cut as the labels were."""
+    for shard, (labels_marker, boxes_marker) in sorted(image_set.shards.items()):
+        labels = store.read_marked(LABELS, shard, labels_marker, True).to_pylist()
         wanted = {(r["key"], r["box_id"]): r["label"] for r in labels
                   if r["box_id"] is not None and r["status"] == "ok" and r["label"] in genders}
-        out.shards[shard] = marker["data_version"]
         if not wanted:
             continue
         boxes = [PersonBox(r["key"], r["box_id"], (r["x1"], r["y1"], r["x2"], r["y2"]))
                  for r in store.read_marked(BOXES, shard, boxes_marker).to_pylist()
                  if (r["key"], r["box_id"]) in wanted]
         for box, image in iter_person_images(locate(shard), boxes):
-            out.crops.append(crop(image, box))
-            out.labels.append(wanted[(box.key, box.box_id)])
-    return out
+            yield crop(image, box), wanted[(box.key, box.box_id)]
 
 
-def clip_bias_rows(embedder: Any, crops: LabelledCrops, word_lists: Mapping[str, Sequence[str]], *, k_min: int,
-                   templates=None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(rows, summary): one row per word list and word with its bias, or with bias None and a reason when the
-    image set has fewer than ``k_min`` images of a gender (nothing computed from it is published)."""
-    n_f = sum(label == "female" for label in crops.labels)
-    n_m = sum(label == "male" for label in crops.labels)
+def clip_bias_rows(embedder: Any, crops: Iterable[tuple[Image.Image, str]], word_lists: Mapping[str, Sequence[str]],
+                   *, k_min: int, batch_size: int = 64, templates=None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(rows, summary): one row per word list and word with its bias, or with bias None when the image set has
+    fewer than ``k_min`` images of a gender (nothing computed from it is published). Images are embedded in
+    batches and reduced to per-word sums (stats/model_bias.ClipBiasSums): memory does not grow with the set."""
+    sums = {name: ClipBiasSums(embedder.word_embeddings(list(words), templates)) for name, words in word_lists.items()}
+    for batch in chunked(crops, batch_size):
+        embeddings = embedder.image_embeddings([image for image, _ in batch], batch_size=batch_size)
+        for accumulator in sums.values():
+            accumulator.add(embeddings, [label for _, label in batch])
+    any_sums = next(iter(sums.values()))
+    n_f, n_m = any_sums.n_female, any_sums.n_male
     summary: dict[str, Any] = {"image_set": IMAGE_SET, "published": n_f >= k_min and n_m >= k_min,
                                "k_min": k_min, "sigma": {}}
     if not summary["published"]:
@@ -78,11 +94,9 @@ def clip_bias_rows(embedder: Any, crops: LabelledCrops, word_lists: Mapping[str,
                 for name, words in word_lists.items() for word in words]
         return rows, summary
     summary.update(n_female_images=n_f, n_male_images=n_m)
-    images = embedder.image_embeddings(crops.crops)
     rows = []
     for name, words in word_lists.items():
-        words = list(words)
-        result = clip_word_bias(images, crops.labels, embedder.word_embeddings(words, templates))
+        result = sums[name].result()
         summary["sigma"][name] = result.sigma
         rows.extend({"word_list": name, "word": word, "bias": float(b), "image_set": IMAGE_SET, "suppressed": False}
                     for word, b in zip(words, result.bias, strict=True))

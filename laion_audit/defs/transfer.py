@@ -102,10 +102,11 @@ class CooccurrenceConfig(CheckedConfig):
 
 class ClipBiasConfig(WordListsConfig):
     k_min: int = K_MIN
+    batch_size: int = 64
     force: bool = False
 
     def problems(self) -> list[str]:
-        return out_of_range("k_min", self.k_min, 1)
+        return out_of_range("k_min", self.k_min, 1) + out_of_range("batch_size", self.batch_size, 1)
 
 
 class SdBiasConfig(CheckedConfig):
@@ -253,30 +254,31 @@ def _clip_model_bias(settings: Settings):
     )
     def clip_model_bias(context: AssetExecutionContext, config: ClipBiasConfig, shard_store: ShardStoreResource,
                         shard_inputs: ShardInputsResource, models: ModelsResource) -> MaterializeResult:
-        from laion_audit.audits.transfer_runs import IMAGE_SET, clip_bias_rows, labelled_person_crops
+        from laion_audit.audits.transfer_runs import IMAGE_SET, clip_bias_rows, iter_labelled_crops, labelled_image_set
 
         config.check(CLIP_MODEL_BIAS)
         role = context.partition_key
         store = shard_store.store()
         lists = config.lists()
         embedder = models.clip(role)
-        crops = labelled_person_crops(store, shard_inputs.locate)
-        if not crops.shards:
+        image_set = labelled_image_set(store)
+        if not image_set.shards:
             raise Failure(description="no shard has gender_labels complete: run the labels first")
         recipe = {"asset": CLIP_MODEL_BIAS, "code_version": "clip_model_bias-1", "model": embedder.fingerprint,
                   "word_lists": word_lists_setting(lists), "k_min": config.k_min, "image_set": IMAGE_SET,
-                  "gender_labels": crops.shards, "templates": "open_clip SIMPLE_IMAGENET_TEMPLATES"}
+                  "gender_labels": image_set.versions(), "templates": "open_clip SIMPLE_IMAGENET_TEMPLATES"}
         digest = recipe_sha256(recipe)
         previous = read_model_report(store, CLIP_MODEL_BIAS, role)
         if previous and previous.get("recipe_sha256") == digest and not config.force:
             return MaterializeResult(metadata={"skipped_complete": True, "recipe_sha256": digest[:16]},
                                      data_version=DataVersion(previous["data_version"]))
-        rows, summary = clip_bias_rows(embedder, crops, lists, k_min=config.k_min)
+        rows, summary = clip_bias_rows(embedder, iter_labelled_crops(store, shard_inputs.locate, image_set), lists,
+                                       k_min=config.k_min, batch_size=config.batch_size)
         data_version = _digest({"recipe": digest, "rows": rows})[:24]
         payload = {"model": role, "model_name": embedder.name, "random_weights": embedder.random_weights,
                    "parameter_counts": embedder.parameter_counts(), "rows": rows, "summary": summary,
                    "recipe": recipe, "recipe_sha256": digest, "data_version": data_version,
-                   "stale_label_shards_left_out": crops.stale_shards,
+                   "stale_label_shards_left_out": image_set.stale_shards,
                    "notes": "word embeddings: per-template L2-normalised, averaged, renormalised (open_clip); the "
                    "notebook's extra division of the text matrix along dim 1 (spec §7, c4 line 256) is not "
                    "reproduced; σ with ddof 0."}

@@ -55,6 +55,46 @@ def clip_word_bias(image_embeddings: np.ndarray, genders: Sequence[str], word_em
     return ClipBias((mean_female - mean_male) / sigma, sigma, mean_female, mean_male)
 
 
+class ClipBiasSums:
+    """:func:`clip_word_bias` from streamed batches of images, in memory O(words): per word the sum of cosines over
+    female and over male images, and the count, sum and sum of squares of every cosine (for σ, ddof 0). Adding
+    the images in any batches gives the same result as the matrix formula."""
+
+    def __init__(self, word_embeddings: np.ndarray):
+        if len(word_embeddings) == 0:
+            raise ValueError("no words to measure")
+        self.words = _unit_rows(np.asarray(word_embeddings, dtype=np.float64))
+        width = len(self.words)
+        self.sum_female, self.sum_male = np.zeros(width), np.zeros(width)
+        self.n_female = self.n_male = 0
+        self.total = self.total_sq = 0.0
+
+    def add(self, image_embeddings: np.ndarray, genders: Sequence[str]) -> None:
+        labels = np.asarray(list(genders))
+        chosen = np.isin(labels, ["female", "male"])
+        if not chosen.any():
+            return
+        cosines = _unit_rows(np.asarray(image_embeddings, dtype=np.float64)[chosen]) @ self.words.T
+        female = labels[chosen] == "female"
+        self.sum_female += cosines[female].sum(axis=0)
+        self.sum_male += cosines[~female].sum(axis=0)
+        self.n_female += int(female.sum())
+        self.n_male += int((~female).sum())
+        self.total += float(cosines.sum())
+        self.total_sq += float((cosines ** 2).sum())
+
+    def result(self) -> ClipBias:
+        if not self.n_female or not self.n_male:
+            raise ValueError(f"need images of both genders, got {self.n_female} female and {self.n_male} male")
+        entries = (self.n_female + self.n_male) * len(self.words)
+        mean = self.total / entries
+        sigma = float(np.sqrt(max(self.total_sq / entries - mean * mean, 0.0)))
+        if sigma == 0:
+            raise ValueError("every cosine is equal (σ = 0): the bias is undefined")
+        mean_female, mean_male = self.sum_female / self.n_female, self.sum_male / self.n_male
+        return ClipBias((mean_female - mean_male) / sigma, sigma, mean_female, mean_male)
+
+
 def person_boxes_counted(detections: Sequence, *, min_confidence: float = SD_MIN_CONFIDENCE,
                          min_side: float = SD_MIN_SIDE) -> list:
     """The detections that count as a person: confidence > ``min_confidence`` and min(w, h) > ``min_side``."""
