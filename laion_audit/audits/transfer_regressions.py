@@ -61,6 +61,10 @@ def regressions(dataset_words: Sequence[Mapping[str, Any]], clip_reports: Mappin
                                  ("dataset bias (n_f - n_m)/(n_f + n_m)", "CLIP bias")))
     lists = sorted({w for w, _ in data})
     for role, report in sorted(sd_reports.items()):
+        if not lists:
+            fits.append({"family": "stable_diffusion", "model": role, "word_list": None, "image_set": "generated",
+                         "n_words": 0, "r2": None, "pearson_r": None,
+                         "reason": "no word has a published dataset bias"})
         for word_list in lists:
             pairs = []
             for prompt in report["prompts"]:

@@ -8,9 +8,9 @@ scheduler SD v1 ships with). So the tiny profile runs the very loader and call p
 
 Each image is generated from its own seed (a ``torch.Generator`` per image), so an image is reproducible from
 (model fingerprint, prompt, seed, steps, size) alone, and a run can be resumed or extended per prompt.
-The safety checker is not loaded: the audit counts what the model generates, as the paper's script does with
-diffusers defaults... except that the paper ran with the checker; a blacked-out image has no person box and is
-simply not kept, so the checker would only lower the kept count. Recorded as ``safety_checker: none``.
+The safety checker is not loaded (recorded as ``safety_checker: none``). The paper's script ran diffusers'
+defaults, which include it; an image it blacks out has no person box and is not kept, so leaving it out can only
+add kept images, never change a kept image's label.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 TINY_SD_IMAGE_SIZE = 64
-TINY_SD_CONTEXT = 16
+TINY_SD_CONTEXT = 64  # characters: the tiny tokenizer has no merges
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -104,7 +104,7 @@ class StableDiffusionGenerator:
         dtype = torch.float16 if self.device == "cuda" else torch.float32  # the paper ran fp16 on GPU
         self.pipeline = StableDiffusionPipeline.from_pretrained(
             str(path), dtype=dtype, safety_checker=None, requires_safety_checker=False,
-            local_files_only=True).to(self.device)
+            local_files_only=True, low_cpu_mem_usage=False).to(self.device)
         self.pipeline.set_progress_bar_config(disable=True)
         self.dtype = str(dtype).removeprefix("torch.")
 
