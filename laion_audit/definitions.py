@@ -71,14 +71,14 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     clip_weights, observe_clip_weights_job = build_clip_weights(settings.model_profile)
     sd_weights, observe_sd_weights_job = build_sd_weights(settings.model_profile)
     transfer_assets, transfer_jobs = build_transfer_defs(settings)
-    jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs, group_counts_job]}
+    jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs, group_counts_job, *transfer_jobs]}
     sensors, schedules = build_automation(settings, jobs)
     return Definitions(
         assets=[*shards.assets, build_alt_text_scores(settings), *shard_counts, keyword_audit, crime_cooccurrence_table,
                 sentiment_by_group, *weights_sources, clip_weights, *annotation.assets, sd_weights, *transfer_assets],
         asset_checks=checks,
         jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, observe_clip_weights_job,
-              lineage_checks_job, observe_sd_weights_job, *transfer_jobs],
+              lineage_checks_job, observe_sd_weights_job],
         sensors=[*shards.sensors, *sensors],
         schedules=schedules,
         resources=build_resources(settings),

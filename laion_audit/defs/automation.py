@@ -53,6 +53,7 @@ STAGES = (
     Stage("person_labels_job", ("gender_labels", "race_labels", "person_captions"), "person_boxes",
           ("gender_classifier", "race_classifier")),
     Stage("group_counts_job", ("group_counts",), "gender_labels"),
+    Stage("word_gender_counts_job", ("word_gender_counts",), "gender_labels"),
 )
 
 
@@ -162,5 +163,6 @@ def build_automation(settings: Settings, jobs: dict):
         nightly("detection_backfill_schedule", STAGES[1], "0 4 * * *"),
         nightly("labels_backfill_schedule", STAGES[2], "0 5 * * *"),
         nightly("group_counts_backfill_schedule", STAGES[3], "0 6 * * *"),
+        nightly("word_gender_counts_backfill_schedule", STAGES[4], "30 6 * * *"),
     ]
     return [shard_chain_sensor], schedules
