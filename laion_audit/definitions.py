@@ -24,9 +24,11 @@ from laion_audit.defs.group_reports import crime_cooccurrence_table, sentiment_b
 from laion_audit.defs.impressions import build_impressions_defs, build_impressions_jobs
 from laion_audit.defs.lineage import build_lineage_checks
 from laion_audit.defs.models import ModelsResource, build_clip_weights, observe_model_weights_job, weights_sources
+from laion_audit.defs.models import build_sd_weights
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
 from laion_audit.defs.shard_counts import build_shard_counts
 from laion_audit.defs.shards import build_shard_defs
+from laion_audit.defs.transfer import build_transfer_defs
 from laion_audit.ops.code_identity import code_identity_tags
 from laion_audit.ops.settings import Settings
 
@@ -69,16 +71,18 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         description="Recompute the dataset-level audit tables from every complete shard.",
     )
     clip_weights, observe_clip_weights_job = build_clip_weights(settings.model_profile)
+    sd_weights, observe_sd_weights_job = build_sd_weights(settings.model_profile)
+    transfer_assets, transfer_jobs = build_transfer_defs(settings)
     jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs, group_counts_job,
-                                      *build_impressions_jobs(settings)]}
+                                      *build_impressions_jobs(settings), *transfer_jobs]}
     sensors, schedules = build_automation(settings, jobs)
     return Definitions(
         assets=[*shards.assets, build_alt_text_scores(settings), *shard_counts, keyword_audit, crime_cooccurrence_table,
                 sentiment_by_group, audit_report, *weights_sources, clip_weights, *annotation.assets,
-                *build_impressions_defs(settings)],
+                *build_impressions_defs(settings), sd_weights, *transfer_assets],
         asset_checks=checks,
         jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, observe_clip_weights_job,
-              lineage_checks_job],
+              lineage_checks_job, observe_sd_weights_job],
         sensors=[*shards.sensors, *sensors],
         schedules=schedules,
         resources=build_resources(settings),

@@ -361,3 +361,88 @@ def test_label_markers_record_the_abstain_rule(chain):
     settings = chain["store"].read_marker("race_labels", "00000", restricted=True)["recipe"]["settings"]
     assert settings["abstain_max_logit_at_or_below"] is None
     assert "<=" in settings["abstain_rule"] and settings["abstain_class"] == "unclear"
+
+
+def test_bias_transfer_assets_materialize_on_the_labelled_chain(chain):
+    """Word-gender counts per shard and their table, CLIP bias per tiny CLIP, SD bias with the tiny pipeline, and
+    the regressions, through the real jobs on this chain's labels (spec §7)."""
+    from PIL import Image
+
+    from laion_audit.annotation.schemas import GENDER_CLASSES
+    from laion_audit.models.registry import clip_roles, sd_roles
+
+    run, store, root = chain["run"], chain["store"], chain["root"]
+    for shard in SHARDS:
+        run("word_gender_counts_job", shard)
+    # Per-shard cells are small demographic counts: restricted, owner-only.
+    for shard in SHARDS:
+        marker = store.read_marker("word_gender_counts", shard, restricted=True)
+        assert marker is not None and set(marker["recipe"]["upstream"]) == {"samples", "gender_labels"}
+        assert stat.S_IMODE(os.stat(store.data_path("word_gender_counts", shard, True)).st_mode) == 0o600
+    run("observe_clip_weights_job")
+    for role in clip_roles("tiny"):
+        run("clip_model_bias_job", role)
+    run("observe_sd_weights_job")
+    # The random tiny detector's boxes on 64 px generations are 6-12 px: its top box with any side is kept, so
+    # every generated image goes through the classifier (the paper's rule is tested on crafted detections).
+    sd_config = {"categories": ["nurse", "engineer"], "images_per_prompt": 3, "min_kept": 1, "max_det": 1,
+                 "min_side": 1.0}
+    for role in sd_roles("tiny"):
+        run("sd_model_bias_job", role, run_config={**QUIET, "ops": {"sd_model_bias": {"config": sd_config}}})
+    result = run("bias_transfer_reports_job", run_config={
+        **QUIET, "ops": {"word_gender_cooccurrence": {"config": {"min_count": 1}}}})
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {
+        "word_gender_cooccurrence", "bias_transfer_regression"}
+    reports = root / "store" / "reports"
+
+    # The dataset table is the sum of the shard files (summed here with plain Python, sample rule).
+    totals: dict[tuple[str, str], dict[str, float]] = {}
+    for shard in SHARDS:
+        for row in store.read_table("word_gender_counts", shard, True).to_pylist():
+            if row["rule"] == "sample":
+                totals.setdefault((row["word_list"], row["word"]), {}).setdefault(row["gender"], 0.0)
+                totals[(row["word_list"], row["word"])][row["gender"]] += row["weighted"]
+    table = json.loads((reports / "word_gender_cooccurrence.json").read_text())
+    assert {(w["word_list"], w["word"]) for w in table["words"]} == set(totals)
+    for word in table["words"]:
+        n = totals[(word["word_list"], word["word"])]
+        n_f, n_m = n.get("female", 0.0), n.get("male", 0.0)
+        assert word["bias"] == pytest.approx((n_f - n_m) / (n_f + n_m))
+        for count in (word["n_female"], word["n_male"]):
+            assert count is None or count == 0 or count >= table["settings"]["k_min"]
+    assert table["settings"]["counting_rules"] and set(table["inputs"]["word_gender_counts"]) == set(SHARDS)
+
+    for role in clip_roles("tiny"):
+        clip = json.loads((reports / f"clip_model_bias.{role}.json").read_text())
+        assert clip["random_weights"] is True
+        assert set(clip["recipe"]["gender_labels"]) == set(SHARDS)
+        biases = [r["bias"] for r in clip["rows"]]
+        if clip["summary"]["published"]:
+            assert all(isinstance(b, float) for b in biases)
+            assert clip["summary"]["n_female_images"] >= 10 and clip["summary"]["n_male_images"] >= 10
+        else:
+            assert all(b is None for b in biases) and "k=" in clip["summary"]["reason"]
+
+    sd = json.loads((reports / "sd_model_bias.sd_tiny.json").read_text())
+    assert [p["prompt"] for p in sd["prompts"]] == ["a photo of a nurse", "a photo of an engineer"]
+    generations = pq.read_table(root / "store" / "restricted" / "sd_generations" / "sd_tiny.parquet").to_pylist()
+    assert len(generations) == 6 and {g["seed"] for g in generations} == {0, 1, 2}
+    assert stat.S_IMODE(os.stat(root / "store" / "restricted" / "sd_generations" / "sd_tiny.parquet").st_mode) == 0o600
+    first = Image.open(generations[0]["image"])
+    assert first.size == (64, 64) and first.text["prompt"] == generations[0]["prompt"]
+    assert first.text["seed"] == str(generations[0]["seed"])
+    assert sd["recipe"]["keep_rule"] == {"min_confidence_above": 0.35, "min_side_above": 1.0, "exactly_one": True,
+                                         "max_det": 1}
+    assert all(g["kept"] and g["label"] in GENDER_CLASSES for g in generations)
+    for prompt in sd["prompts"]:
+        kept = [g for g in generations if g["prompt"] == prompt["prompt"] and g["kept"]]
+        assert prompt["kept"] == len(kept)
+        labelled = [g["label"] for g in kept if g["label"] in ("female", "male")]
+        assert prompt["female_share"] == (labelled.count("female") / len(labelled) if labelled else None)
+
+    regression = json.loads((reports / "bias_transfer_regression.json").read_text())
+    combos = {(f["family"], f["model"]) for f in regression["fits"]}
+    assert {("clip", role) for role in clip_roles("tiny")} <= combos
+    assert ("stable_diffusion", "sd_tiny") in combos
+    for fit in regression["fits"]:
+        assert (fit["r2"] is None) == (fit["reason"] is not None)

@@ -137,11 +137,12 @@ def paper_chain(tmp_path_factory, sample_shards):
 
 
 def test_every_paper_path_is_staged_with_its_family(paper_chain):
-    from laion_audit.models.registry import PAPER, clip_roles
+    from laion_audit.models.registry import PAPER, clip_roles, sd_roles
 
     models = paper_chain["models"]
-    # The CLIP models whose bias is measured have a test of their own (test_clip_models.py).
-    chain_entries = [entry for entry in PAPER if entry.role not in clip_roles("paper")]
+    # The CLIP and Stable Diffusion models whose bias is measured have tests of their own (test_clip_models.py,
+    # test_bias_transfer.py).
+    chain_entries = [entry for entry in PAPER if entry.role not in clip_roles("paper") + sd_roles("paper")]
     assert {entry.path for entry in chain_entries} == {YOLO, OPEN_CLIP, INTERNVL, QWEN, LLAVA, BERT}
     assert (models / YOLO).is_file() and (models / OPEN_CLIP / "open_clip_config.json").is_file()
     model_types = {path: json.loads((models / path / "config.json").read_text())["model_type"]

@@ -54,6 +54,7 @@ STAGES = (
           ("gender_classifier", "race_classifier")),
     Stage("group_counts_job", ("group_counts",), "gender_labels"),
     Stage("clip_similarity_job", ("clip_alt_text_similarity",), "samples"),
+    Stage("word_gender_counts_job", ("word_gender_counts",), "gender_labels"),
 )
 
 
@@ -164,5 +165,6 @@ def build_automation(settings: Settings, jobs: dict):
         nightly("labels_backfill_schedule", STAGES[2], "0 5 * * *"),
         nightly("group_counts_backfill_schedule", STAGES[3], "0 6 * * *"),
         nightly("clip_similarity_backfill_schedule", STAGES[4], "0 7 * * *"),
+        nightly("word_gender_counts_backfill_schedule", STAGES[5], "30 6 * * *"),
     ]
     return [shard_chain_sensor], schedules

@@ -14,7 +14,7 @@ from dagster import (
     observable_source_asset,
 )
 
-from laion_audit.defs.partitions import clip_model_partitions
+from laion_audit.defs.partitions import clip_model_partitions, sd_model_partitions
 from laion_audit.models.registry import MissingWeightsError, ModelRegistry, ResolvedModel
 
 WEIGHT_ROLES = ("detector", "classifier_backbone", "captioner", "mllm_member_1", "mllm_member_2", "mllm_member_3",
@@ -47,6 +47,10 @@ def _load(kind: str, path: str, fingerprint: str, name: str, random_weights: boo
 
         return ClipEmbedder(path, dict(options)["source"], name=name, fingerprint=fingerprint,
                             random_weights=random_weights)
+    if kind == "stable_diffusion":
+        from laion_audit.models.diffusion import StableDiffusionGenerator
+
+        return StableDiffusionGenerator(path, name=name, fingerprint=fingerprint, random_weights=random_weights)
     if kind == "classifier":
         from laion_audit.models.image_classifier import TrainedClassifier
 
@@ -89,6 +93,11 @@ class ModelsResource(ConfigurableResource):
         model = self.resolve(role)
         return _load("clip", str(model.path), model.fingerprint, model.name, model.entry.random_weights,
                      (("source", model.entry.source),))
+
+    def stable_diffusion(self, role: str):
+        """The Stable Diffusion model of an `sd_*` role (loaded once per process per fingerprint)."""
+        model = self.resolve(role)
+        return _load("stable_diffusion", str(model.path), model.fingerprint, model.name, model.entry.random_weights)
 
     def classifier(self, folder: Path, fingerprint: str, name: str):
         return _load("classifier", str(folder), fingerprint, name, self.random_weights())
@@ -143,6 +152,31 @@ def build_clip_weights(profile: str):
     job = define_asset_job("observe_clip_weights_job", selection=AssetSelection.assets(clip_weights.key),
                            description="Record the fingerprint of every staged CLIP model (one partition each).")
     return clip_weights, job
+
+SD_WEIGHTS = "sd_weights"
+
+
+def build_sd_weights(profile: str):
+    """The weights of the profile's Stable Diffusion models, one partition per model, like `clip_weights`."""
+    partitions = sd_model_partitions(profile)
+
+    @observable_source_asset(name=SD_WEIGHTS, group_name="models", partitions_def=partitions,
+                             description="Weights of each Stable Diffusion model of the active profile (every file "
+                             "of the pipeline folder); data version = sha256.")
+    def sd_weights(models: ModelsResource) -> DataVersionsByPartition:
+        registry = models.registry()
+        staged = {}
+        for role in partitions.get_partition_keys():
+            try:
+                staged[role] = DataVersion(registry.resolve(role).fingerprint)
+            except MissingWeightsError:
+                continue
+        return DataVersionsByPartition(staged)
+
+    job = define_asset_job("observe_sd_weights_job", selection=AssetSelection.assets(sd_weights.key),
+                           description="Record the fingerprint of every staged Stable Diffusion model.")
+    return sd_weights, job
+
 
 observe_model_weights_job = define_asset_job(
     "observe_model_weights_job",

@@ -39,8 +39,8 @@ Settings = tuple[tuple[str, Any], ...]  # a dict as sorted pairs, so entries sta
 
 @dataclass(frozen=True)
 class ModelEntry:
-    role: str  # pipeline role: detector, classifier_backbone, captioner, mllm_member_1..3
-    family: str  # yolo | open_clip (classifier towers) | open_clip_clip (CLIP models) | internvl | llava_next | qwen2_5_vl | text_classifier
+    role: str  # pipeline role: detector, classifier_backbone, captioner, mllm_member_1..3, clip_*, sd_*
+    family: str  # yolo | open_clip (classifier towers) | open_clip_clip (CLIP models) | internvl | llava_next | qwen2_5_vl | text_classifier | stable_diffusion
     source: str  # hub id or weights file name
     path: str  # relative to the profile's models dir
     revision: str = "main"
@@ -179,8 +179,19 @@ TINY_CLIP = tuple(
                               samples_seen_millions=TINY_CLIP_NOMINAL_SCALE[size][1]))
     for size, width in TINY_CLIP_WIDTHS.items()
 )
-PAPER = PAPER + PAPER_CLIP
-TINY = TINY + TINY_CLIP
+# Stable Diffusion models whose generations are audited (sd_model_bias): roles `sd_*`, one partition each. The
+# paper's script hard-codes v1-4 and its notebook compares v1-1 and v1-4 (spec §7). The tiny pipeline is built by
+# init-tiny from configs and loaded by the same StableDiffusionPipeline.from_pretrained call.
+SD_ROLE_PREFIX = "sd_"
+PAPER_SD = tuple(
+    ModelEntry(f"{SD_ROLE_PREFIX}v1_{minor}", "stable_diffusion", f"CompVis/stable-diffusion-v1-{minor}",
+               f"hf/CompVis--stable-diffusion-v1-{minor}", "main", "CreativeML OpenRAIL-M")
+    for minor in (4, 1)
+)
+TINY_SD = (ModelEntry(f"{SD_ROLE_PREFIX}tiny", "stable_diffusion", "tiny Stable Diffusion pipeline (random)",
+                      "stable_diffusion_tiny", licence="CreativeML OpenRAIL-M (architecture)", random_weights=True),)
+PAPER = PAPER + PAPER_CLIP + PAPER_SD
+TINY = TINY + TINY_CLIP + TINY_SD
 
 PROFILES = {"paper": PAPER, "tiny": TINY}
 
@@ -188,6 +199,11 @@ PROFILES = {"paper": PAPER, "tiny": TINY}
 def clip_roles(profile: str) -> list[str]:
     """The CLIP models of a profile, in registry order (also the static partitions of per-model assets)."""
     return [entry.role for entry in PROFILES[profile] if entry.role.startswith(CLIP_ROLE_PREFIX)]
+
+
+def sd_roles(profile: str) -> list[str]:
+    """The Stable Diffusion models of a profile, in registry order (the partitions of sd_model_bias)."""
+    return [entry.role for entry in PROFILES[profile] if entry.role.startswith(SD_ROLE_PREFIX)]
 
 # Run-config defaults that depend on the profile. A random-weight tiny detector fires everywhere, so its boxes
 # are capped; tiny models train and caption in seconds. A config value left at None takes the profile's value,
@@ -198,9 +214,10 @@ def clip_roles(profile: str) -> list[str]:
 # 300k crops whose draw is not public, spec §2): set it for your dataset's size.
 PROFILE_DEFAULTS = {
     "paper": {"max_det": 300, "classifier_epochs": 10, "classifier_lr": 1e-5, "caption_max_new_tokens": 256,
-              "votes_sample_rate": 0.01},
+              "votes_sample_rate": 0.01, "sd_steps": None, "sd_size": None, "sd_images_per_prompt": 100,
+              "sd_min_kept": 50},
     "tiny": {"max_det": 4, "classifier_epochs": 3, "classifier_lr": 1e-3, "caption_max_new_tokens": 24,
-             "votes_sample_rate": 1.0},
+             "votes_sample_rate": 1.0, "sd_steps": 2, "sd_size": 64, "sd_images_per_prompt": 12, "sd_min_kept": 10},
 }
 
 

@@ -358,6 +358,9 @@ def init_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, dict]:
                            corpus=[GENDER_QUESTION, RACE_QUESTION, CAPTION_PROMPT, "a photo of a person at the beach"])
     for i, (size, width) in enumerate(TINY_CLIP_WIDTHS.items()):
         build_tiny_clip(out_dir / entries[f"clip_tiny_{size}"].path, seed + 30 + i, width)
+    from laion_audit.models.diffusion import build_tiny_stable_diffusion
+
+    build_tiny_stable_diffusion(out_dir / entries["sd_tiny"].path, seed + 40)
     manifest = {
         role: manifest_entry(out_dir / entry.path, family=entry.family, path=entry.path, profile="tiny",
                              random_weights=True, source=entry.source, substitute_for=entry.substitute_for)

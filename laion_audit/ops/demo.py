@@ -163,6 +163,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         out("[7/7] dataset-level audit tables from every complete shard")
         report_failure = _run(defs, "audit_reports_job", None, instance, out)
         out(f"  FAILED: {report_failure}" if report_failure else f"  reports in {store.reports_dir}")
+        _bias_transfer(defs, keys, instance, out, skip=training_failure)
         out("[+] facial impression bias and CLIP 0.3-threshold audit (tiny CLIPs)")
         from laion_audit.ops.impressions_demo import run_impressions_step
 
@@ -185,9 +186,44 @@ _RUN_CONFIG = {"shard_ingest_job": {"ops": {"alt_text_scores": {"config": {"hate
 def _run(defs, job_name: str, partition_key: str | None, instance, out: Printer) -> str | None:
     """Execute one job in process on the real instance; return the failure message, or None on success."""
     job = defs.resolve_job_def(job_name)
+    config = _RUN_CONFIG.get(job_name) or BIAS_TRANSFER_CONFIG.get(job_name, {})
     result = job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False,
-                                    run_config={**_QUIET, **_RUN_CONFIG.get(job_name, {})})
+                                    run_config={**_QUIET, **config})
     return None if result.success else f"{job_name}: {_failure_message(result)}"
+
+
+# Demo-sized bias transfer: the sample alt-texts of labelled persons hold a handful of category words, so any count
+# lists a word here (the paper needs 100; counts below k stay hidden), and the tiny SD pipeline draws a few images
+# for three categories.
+# The random tiny detector puts 6-12 px boxes on a 64 px generation, so the demo takes its top box (max_det 1)
+# with any side to exercise labelling; the paper's rule (conf > 0.35, min side > 30 px) is the asset's default,
+# and the relaxed rule is recorded in the result's recipe.
+BIAS_TRANSFER_CONFIG = {
+    "bias_transfer_reports_job": {"ops": {"word_gender_cooccurrence": {"config": {"min_count": 1}}}},
+    "sd_model_bias_job": {"ops": {"sd_model_bias": {"config": {
+        "categories": ["nurse", "engineer", "teacher"], "images_per_prompt": 6, "min_kept": 1, "max_det": 1,
+        "min_side": 1.0}}}},
+}
+
+
+def _bias_transfer(defs, keys: list[str], instance, out: Printer, skip: str | None = None) -> None:
+    """Word-gender counts per shard, CLIP and SD model bias per tiny model, and the transfer regressions."""
+    from laion_audit.models.registry import clip_roles, sd_roles
+
+    out("[7/7] and bias transfer: word-gender counts, CLIP and Stable Diffusion bias, regressions")
+    if skip:
+        out("  skipped: no gender labels")
+        return
+    t0 = time.monotonic()
+    failures = [f for key in keys if (f := _run(defs, "word_gender_counts_job", key, instance, out))]
+    for observe in ("observe_clip_weights_job", "observe_sd_weights_job"):
+        _run(defs, observe, None, instance, out)
+    failures += [f for role in clip_roles("tiny") if (f := _run(defs, "clip_model_bias_job", role, instance, out))]
+    failures += [f for role in sd_roles("tiny") if (f := _run(defs, "sd_model_bias_job", role, instance, out))]
+    failures += [f for f in [_run(defs, "bias_transfer_reports_job", None, instance, out)] if f]
+    for failure in failures:
+        out(f"  FAILED: {failure}")
+    out(f"  {'done' if not failures else 'finished with failures'} in {time.monotonic() - t0:.1f}s")
 
 
 def _failure_message(result) -> str:

@@ -53,6 +53,7 @@ PER_SHARD_ASSETS: dict[str, ShardAsset] = {
         ShardAsset("keyword_counts", "keyword_counts-1", False, ("samples",)),
         ShardAsset("group_counts", "group_counts-1", True, ("gender_labels", "race_labels", "alt_text_scores")),
         ShardAsset("clip_alt_text_similarity", "clip_alt_text_similarity-1", False, ("samples",)),
+        ShardAsset("word_gender_counts", "word_gender_counts-1", True, ("samples", "gender_labels")),
     )
 }
 

@@ -421,6 +421,25 @@ class ShardStore:
             found = self.fs.ls(directory, detail=False)
         return [self._strip(path) for path in found if self._strip(path).rsplit("/", 1)[-1].startswith(f"{shard}.")]
 
+    def output_dir(self, asset: str, restricted: bool = False) -> str:
+        """The folder of an output that is not a shard file (per-model results), created with the same owner-only
+        permissions as restricted shard folders."""
+        directory = self._dir(asset, restricted)
+        self._mkdir(directory, restricted)
+        return directory
+
+    def put_bytes(self, path: str, data: bytes, restricted: bool = False) -> None:
+        """Write ``data`` to ``path`` atomically (temporary name, then rename); owner-only when restricted."""
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with self.fs.open(tmp, "wb") as handle:
+            handle.write(data)
+        if restricted and self._is_local:
+            os.chmod(tmp, 0o600)
+        if self._is_local:
+            os.replace(tmp, path)
+        else:
+            self.fs.mv(tmp, path)
+
     def _strip(self, path: str) -> str:
         return self.fs._strip_protocol(path).rstrip("/")
 
