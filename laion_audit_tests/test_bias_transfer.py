@@ -151,11 +151,17 @@ def test_word_gender_counts_reduce_over_shards_and_give_the_dataset_bias():
     assert got["doctor"]["bias"] == pytest.approx(0.0)
     assert got["police officer"]["bias"] == pytest.approx(-1.0)
     assert got["nurse"]["n_total"] == 4 and not got["nurse"]["counts_suppressed"]
-    # With k = 2, nurse's one male sample is a small cell: the counts go, the ratio stays; a zero count is no cell.
+    # With k = 2, nurse's one male sample is a small cell: its counts go and so does the ratio made from them;
+    # a zero count is no cell (police officer keeps its -1).
     hidden = {r["word"]: r for r in dataset_bias(reduced, rule="sample", min_count=2, k_min=2)["words"].to_dicts()}
     assert hidden["nurse"]["counts_suppressed"] and hidden["nurse"]["n_male"] is None
-    assert hidden["nurse"]["n_total"] is None and hidden["nurse"]["bias"] == pytest.approx(0.5)
+    assert hidden["nurse"]["n_total"] is None and hidden["nurse"]["bias"] is None
+    assert hidden["nurse"]["female_share"] is None
     assert not hidden["police officer"]["counts_suppressed"] and hidden["police officer"]["n_male"] == 2
+    assert hidden["police officer"]["bias"] == pytest.approx(-1.0)
+    # A total below k is never listed, whatever min_count says: k = 3 leaves only nurse (4).
+    floor = dataset_bias(reduced, rule="sample", min_count=1, k_min=3)
+    assert floor["words"]["word"].to_list() == ["nurse"] and floor["settings"]["listed_from_count"] == 3
     # min_count 3 drops doctor (2) and police officer (2): listed only as a count.
     strict = dataset_bias(reduced, rule="sample", min_count=3, k_min=1)
     assert strict["words"]["word"].to_list() == ["nurse"] and strict["below_min_count"] == {"roles": 2}

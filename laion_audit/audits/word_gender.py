@@ -91,8 +91,10 @@ def dataset_bias(counts: pl.DataFrame, *, rule: str = "sample", min_count: float
     """Per word list: the words with n_f + n_m >= ``min_count`` and their bias; the published table.
 
     A count (samples of one gender with the word) in 1..k_min-1 is hidden together with the other gender's
-    count and the total, which would reveal it; the bias (a ratio) stays. Words below ``min_count`` are not
-    listed, only counted.
+    count, the total that would reveal it, and the bias and female share computed from it (as the group tables
+    hide the rates of small hit counts). Words are listed only when n_f + n_m reaches both ``min_count`` and
+    ``k_min``: below k, a bias of ±1 would say every sample with the word shows one gender. Words below that are
+    not listed, only counted.
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
@@ -107,7 +109,8 @@ def dataset_bias(counts: pl.DataFrame, *, rule: str = "sample", min_count: float
                 wide = wide.with_columns(pl.lit(0, dtype=dtype).alias(column))
             wide = wide.with_columns(pl.col(column).fill_null(0).cast(dtype))
     wide = wide.with_columns((pl.col("weighted_female") + pl.col("weighted_male")).alias("n_total"))
-    kept = wide.filter(pl.col("n_total") >= min_count)
+    floor = max(min_count, k_min)
+    kept = wide.filter(pl.col("n_total") >= floor)
     small = lambda c: (pl.col(c) > 0) & (pl.col(c) < k_min)  # noqa: E731
     table = kept.select(
         "word_list", "word",
@@ -116,7 +119,8 @@ def dataset_bias(counts: pl.DataFrame, *, rule: str = "sample", min_count: float
         pl.col("weighted_female").alias("n_female"), pl.col("weighted_male").alias("n_male"), "n_total",
         (small("n_samples_female") | small("n_samples_male")).alias("counts_suppressed"),
     ).with_columns([pl.when(pl.col("counts_suppressed")).then(None).otherwise(pl.col(c)).alias(c)
-                    for c in ("n_female", "n_male", "n_total")]).sort("word_list", "word")
-    below = wide.filter(pl.col("n_total") < min_count).group_by("word_list").agg(pl.len().alias("words"))
+                    for c in ("n_female", "n_male", "n_total", "bias", "female_share")]).sort("word_list", "word")
+    below = wide.filter(pl.col("n_total") < floor).group_by("word_list").agg(pl.len().alias("words"))
     return {"words": table, "below_min_count": dict(below.iter_rows()),
-            "settings": {"rule": rule, "min_count": min_count, "k_min": k_min, "counting_rules": list(COUNTING_RULES)}}
+            "settings": {"rule": rule, "min_count": min_count, "k_min": k_min, "listed_from_count": floor,
+                         "counting_rules": list(COUNTING_RULES)}}
