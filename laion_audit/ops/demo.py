@@ -192,14 +192,14 @@ def _run(defs, job_name: str, partition_key: str | None, instance, out: Printer)
     return None if result.success else f"{job_name}: {_failure_message(result)}"
 
 
-# Demo-sized bias transfer: the sample alt-texts of labelled persons hold a handful of category words, so any count
-# lists a word here (the paper needs 100; counts below k stay hidden), and the tiny SD pipeline draws a few images
-# for three categories.
+# Demo-sized bias transfer: the sample alt-texts of labelled persons hold a handful of category words, so min_count
+# is lowered to k (the paper needs 100; a word seen fewer than k times is never listed, whatever min_count says),
+# and the tiny SD pipeline draws a few images for three categories.
 # The random tiny detector puts 6-12 px boxes on a 64 px generation, so the demo takes its top box (max_det 1)
 # with any side to exercise labelling; the paper's rule (conf > 0.35, min side > 30 px) is the asset's default,
 # and the relaxed rule is recorded in the result's recipe.
 BIAS_TRANSFER_CONFIG = {
-    "bias_transfer_reports_job": {"ops": {"word_gender_cooccurrence": {"config": {"min_count": 1}}}},
+    "bias_transfer_reports_job": {"ops": {"word_gender_cooccurrence": {"config": {"min_count": 10}}}},
     "sd_model_bias_job": {"ops": {"sd_model_bias": {"config": {
         "categories": ["nurse", "engineer", "teacher"], "images_per_prompt": 6, "min_kept": 1, "max_det": 1,
         "min_side": 1.0}}}},
