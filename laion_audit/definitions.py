@@ -64,11 +64,13 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     annotation = build_annotation_defs(settings)
     shard_counts, group_counts_job = build_shard_counts(settings)
     checks, lineage_checks_job = build_lineage_checks(settings.check_automation)
+    # The text and group tables and the report: each runs on any store (a text-only one included). The other
+    # dataset-level reports (same `reports` group) need their per-model inputs and have jobs of their own.
     audit_reports_job = define_asset_job(
         "audit_reports_job",
-        selection=AssetSelection.groups("reports") | AssetSelection.assets(keyword_audit),
+        selection=AssetSelection.assets(keyword_audit, crime_cooccurrence_table, sentiment_by_group, audit_report),
         tags=code_identity_tags(),
-        description="Recompute the dataset-level audit tables from every complete shard.",
+        description="Recompute the alt-text and group tables from every complete shard, then the audit report.",
     )
     clip_weights, observe_clip_weights_job = build_clip_weights(settings.model_profile)
     sd_weights, observe_sd_weights_job = build_sd_weights(settings.model_profile)

@@ -60,3 +60,24 @@ def test_report_command_prints_the_latest_path_or_says_how_to_make_one(tmp_path)
     (store / "reports" / "audit_report.html").write_text("<html></html>")
     found = subprocess.run([str(cli), "report", "--store", str(store)], capture_output=True, text=True)
     assert found.returncode == 0 and found.stdout.strip() == str(store / "reports" / "audit_report.html")
+
+
+def test_figures_linked_from_a_report_are_embedded_and_unknown_links_become_text(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from laion_audit.report.audit_report import inline_images
+    from laion_audit.shards.store import ShardStore
+
+    store = ShardStore(str(tmp_path / "store"))
+    figures = tmp_path / "store" / "reports" / "analysis"
+    figures.mkdir(parents=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 3), "red").save(buffer, format="PNG")
+    (figures / "plot.png").write_bytes(buffer.getvalue())
+    text = inline_images(store, "![plot](analysis/plot.png) ![gone](analysis/gone.png) ![up](../secret.png)")
+    assert text.startswith("![plot](data:image/png;base64,")
+    assert "(gone: figure analysis/gone.png not found)" in text and "(up: figure ../secret.png not found)" in text
+    html = markdown(text)
+    assert html.count("<img") == 1

@@ -8,8 +8,8 @@ from laion_audit.defs.models import ModelsResource
 from laion_audit.defs.resources import ShardStoreResource
 from laion_audit.report.audit_report import ANALYSES, build_audit_report, write_audit_report
 
-# The dataset-level assets the report reads (those defined in this code location).
-REPORTED_ASSETS = ["crime_cooccurrence", "sentiment_by_group", "keyword_audit"]
+# The dataset-level assets the report reads: every analysis it has a section for.
+REPORTED_ASSETS = [analysis.name for analysis in ANALYSES]
 
 
 class AuditReportConfig(Config):

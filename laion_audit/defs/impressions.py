@@ -151,7 +151,7 @@ def build_impressions_defs(settings: Settings):
         name=BIAS,
         deps=[AssetDep(ASSOCIATIONS, partition_mapping=AllPartitionMapping())],
         code_version="facial_impression_bias-1",
-        group_name="impressions",
+        group_name="reports",
         kinds={"json"},
         description="Across CLIP models: Spearman ρ between association and human mean rating per model and "
         "attribute (p-values); per model family, Spearman over attributes between mean ρ and the human IRR of "
@@ -273,7 +273,7 @@ def _threshold_assets(settings: Settings):
         name=THRESHOLD_AUDIT,
         deps=[SIMILARITY],
         code_version="clip_threshold_audit-1",
-        group_name="impressions",
+        group_name="reports",
         kinds={"json"},
         description="Share of scored samples on each side of the similarity threshold (default 0.3, LAION's "
         "filter) per CLIP model, samples that one model keeps and another drops, and counterfactual probes (one "

@@ -189,7 +189,7 @@ BIAS_COLUMNS = ["word_list", "word", "bias", "female_share", "n_female", "n_male
     name=WORD_GENDER_COOCCURRENCE,
     deps=[WORD_GENDER_COUNTS],
     code_version="word_gender_cooccurrence-1",
-    group_name="transfer",
+    group_name="reports",
     kinds={"json"},
     description="Dataset gender bias of each social-category word: (n_f - n_m) / (n_f + n_m) over alt-texts of "
     "samples attributed to perceived female / male persons, for words with n_f + n_m >= min_count (paper: 100). "
@@ -410,7 +410,7 @@ def _bias_transfer_regression(settings: Settings):
         deps=[WORD_GENDER_COOCCURRENCE, AssetDep(CLIP_MODEL_BIAS, partition_mapping=AllPartitionMapping()),
               AssetDep(SD_MODEL_BIAS, partition_mapping=AllPartitionMapping())],
         code_version="bias_transfer_regression-1",
-        group_name="transfer",
+        group_name="reports",
         kinds={"json"},
         description="OLS of model bias on dataset bias for every model × word list × image set (CLIP: bias vs "
         "bias; SD: female share vs female share), with R², Pearson r, p-values, a Fisher-z CI for r and the OLS "

@@ -10,8 +10,10 @@ never mistakes a missing analysis for an empty result.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,6 +79,28 @@ def read_report(store: ShardStore, name: str) -> tuple[dict[str, Any] | None, st
     return payload, text
 
 
+IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def inline_images(store: ShardStore, text: str) -> str:
+    """The report's markdown with every image it links to by a path relative to the reports folder embedded as a
+    PNG data URI (the HTML must load nothing); a link that does not resolve to a PNG there becomes plain text."""
+
+    def embed(match: re.Match) -> str:
+        alt, target = match.group(1), match.group(2)
+        if target.startswith("data:"):
+            return match.group(0)
+        path = f"{store.reports_dir}/{target}"
+        if "://" not in target and ".." not in target.split("/") and store.fs.exists(path):
+            with store.fs.open(path, "rb") as handle:
+                data = handle.read()
+            if data[:8] == b"\x89PNG\r\n\x1a\n":
+                return f"![{alt}](data:image/png;base64,{base64.b64encode(data).decode('ascii')})"
+        return f"({alt}: figure {target} not found)"
+
+    return IMAGE_LINK.sub(embed, text)
+
+
 def _composition_section(store: ShardStore, composition: Composition, registry: ModelRegistry | None,
                          k_min: int) -> Section:
     errors = [{"error kind": kind, "samples": count} for kind, count in sorted(composition.error_kinds.items())]
@@ -116,7 +140,7 @@ def _analysis_section(store: ShardStore, analysis: Analysis, registry: ModelRegi
     assets = list(dict.fromkeys([*manifest, *analysis.inputs]))
     provenance: SectionProvenance = section_provenance(store, assets, registry, manifest or None)
     provenance.report_run_id = run_id
-    body = f"<p>{escape(analysis.about)}</p>" + (markdown(text) if text else "")
+    body = f"<p>{escape(analysis.about)}</p>" + (markdown(inline_images(store, text)) if text else "")
     if analysis.name == "crime_cooccurrence" and payload:
         body += _per_word(payload)
     return Section(analysis.name, analysis.title, body, provenance.warnings(), provenance.html())
