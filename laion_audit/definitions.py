@@ -25,6 +25,7 @@ from laion_audit.defs.models import ModelsResource, observe_model_weights_job, w
 from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
 from laion_audit.defs.shard_counts import build_shard_counts
 from laion_audit.defs.shards import build_shard_defs
+from laion_audit.defs.topics import build_topic_defs
 from laion_audit.ops.code_identity import code_identity_tags
 from laion_audit.ops.settings import Settings
 
@@ -60,6 +61,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     annotation = build_annotation_defs(settings)
     shard_counts, group_counts_job = build_shard_counts(settings)
     checks, lineage_checks_job = build_lineage_checks(settings.check_automation)
+    topic_assets, topic_jobs = build_topic_defs(settings)
     audit_reports_job = define_asset_job(
         "audit_reports_job",
         selection=AssetSelection.groups("reports") | AssetSelection.assets(keyword_audit),
@@ -70,9 +72,9 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     sensors, schedules = build_automation(settings, jobs)
     return Definitions(
         assets=[*shards.assets, build_alt_text_scores(settings), *shard_counts, keyword_audit, crime_cooccurrence_table,
-                sentiment_by_group, *weights_sources, *annotation.assets],
+                sentiment_by_group, *weights_sources, *annotation.assets, *topic_assets],
         asset_checks=checks,
-        jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, lineage_checks_job],
+        jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, lineage_checks_job, *topic_jobs],
         sensors=[*shards.sensors, *sensors],
         schedules=schedules,
         resources=build_resources(settings),

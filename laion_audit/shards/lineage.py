@@ -52,6 +52,8 @@ PER_SHARD_ASSETS: dict[str, ShardAsset] = {
         ShardAsset("person_captions", "person_captions-3", True, ("person_boxes",)),
         ShardAsset("keyword_counts", "keyword_counts-1", False, ("samples",)),
         ShardAsset("group_counts", "group_counts-1", True, ("gender_labels", "race_labels", "alt_text_scores")),
+        # Restricted like the captions they embed: an embedding can be inverted back to much of its caption.
+        ShardAsset("caption_embeddings", "caption_embeddings-1", True, ("person_captions",)),
     )
 }
 
