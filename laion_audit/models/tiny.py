@@ -327,11 +327,10 @@ def init_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, dict]:
 
     build_tiny_hate_speech(out_dir / entries["hate_speech"].path, seed + 20,
                            corpus=[GENDER_QUESTION, RACE_QUESTION, CAPTION_PROMPT, "a photo of a person at the beach"])
-    from laion_audit.audits.word_lists import load_word_list
     from laion_audit.models.sentence_embedder import build_tiny_sentence_embedder
 
     build_tiny_sentence_embedder(out_dir / entries["caption_embedder"].path, seed + 30,
-                                 corpus=[CAPTION_PROMPT, *load_word_list("topic_labels")])
+                                 corpus=[CAPTION_PROMPT, "a photo of a person at the beach playing football"])
     manifest = {
         role: manifest_entry(out_dir / entry.path, family=entry.family, path=entry.path, profile="tiny",
                              random_weights=True, source=entry.source, substitute_for=entry.substitute_for)
