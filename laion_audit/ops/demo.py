@@ -167,10 +167,23 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         out("[7/7] dataset-level audit tables from every complete shard")
         report_failure = _run(defs, "audit_reports_job", None, instance, out)
         out(f"  FAILED: {report_failure}" if report_failure else f"  reports in {store.reports_dir}")
+        _caption_topics(defs, keys, instance, store, out)
     summary = DemoSummary(workdir, settings.store_root, dagster_home, outcomes)
     out("")
     out(render_summary(summary, total_seconds=time.monotonic() - started))
     return summary
+
+
+def _caption_topics(defs, keys: list[str], instance, store: ShardStore, out: Printer) -> None:
+    """Caption embeddings per shard, then the SAEs (the default 2 seeds x TopK/BatchTopK) and the identity-topic
+    table; with the demo's few persons every identity is below k and suppressed, as it should be."""
+    out("[+] caption topics: caption embeddings per shard, sparse autoencoders, identity-topic PMI")
+    t0 = time.monotonic()
+    failures = [f for key in keys if (f := _run(defs, "caption_embeddings_job", key, instance, out))]
+    failures += [f for f in [_run(defs, "caption_topics_job", None, instance, out)] if f]
+    for failure in failures:
+        out(f"  FAILED: {failure}")
+    out(f"  done in {time.monotonic() - t0:.1f}s; table in {store.reports_dir}/identity_topic_pmi.md")
 
 
 # The demo also scores hate speech with the tiny text classifier (off by default in the asset config).
