@@ -218,7 +218,8 @@ class IdentityTopicConfig(CheckedConfig):
     name=IDENTITY_TOPIC_PMI,
     deps=[CAPTION_EMBEDDINGS, *LABELS, SAE_DICTIONARIES, weights_key("caption_embedder")],
     code_version="identity_topic_pmi-1",
-    group_name="reports",
+    # Not "reports": audit_reports_job selects that group and runs without the SAEs.
+    group_name="topics",
     kinds={"json"},
     description="Top topics per perceived intersectional identity (race × gender): per SAE, c(f,i) = identities "
     "among each feature's top-n activating captions; p(i|f) +1-smoothed, p(t|f) from the top-5 cosines of decoder "
