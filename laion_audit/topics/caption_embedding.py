@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from laion_audit.shards.store import ShardStore
 
@@ -57,7 +58,7 @@ def embed_shard(captions: pa.Table, embedder: Any, *, batch_size: int) -> pa.Tab
 
 def ok_embeddings(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
     """The ok rows' keys and their embeddings as a float32 (n, dim) array."""
-    ok = table.filter(pa.compute.equal(table["status"], "ok"))
+    ok = table.filter(pc.equal(table["status"], "ok"))
     column = ok["embedding"].combine_chunks()
     if len(ok) == 0:
         return ok.select(["shard", "key", "box_id"]), np.zeros((0, 0), dtype=np.float32)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from laion_audit.annotation.schemas import RACE_CLASSES
@@ -33,7 +34,7 @@ def identity_index(race: str | None, gender: str | None) -> int:
 def identities_for(keys: pa.Table, gender_labels: pa.Table, race_labels: pa.Table) -> np.ndarray:
     """Identity index per row of ``keys`` (key, box_id), -1 where a label is missing or not a single identity."""
     def lookup(labels: pa.Table) -> dict:
-        ok = labels.filter(pa.compute.equal(labels["status"], "ok"))
+        ok = labels.filter(pc.equal(labels["status"], "ok"))
         return {(k, b): label for k, b, label in zip(ok["key"].to_pylist(), ok["box_id"].to_pylist(),
                                                      ok["label"].to_pylist(), strict=True)}
 
