@@ -155,3 +155,37 @@ def test_tiny_caption_embedder_loads_through_the_registry_like_the_paper_one(tin
     paper = next(e for e in PAPER if e.role == "caption_embedder")
     assert paper.source == "ibm-granite/granite-embedding-english-r2"
     assert paper.encode_settings["normalize_embeddings"] is False and paper.encode_settings["batch_size"] == 1024
+
+
+def test_embedding_stream_reads_shard_by_shard_and_cycles_every_embedding_equally(tmp_path):
+    from laion_audit.shards.recipe import Recipe
+    from laion_audit.shards.store import Provenance, ShardStore
+    from laion_audit.topics.caption_embedding import CAPTION_EMBEDDINGS, CAPTION_EMBEDDINGS_SCHEMA, EmbeddingStore
+
+    store = ShardStore(str(tmp_path / "store"))
+    value = 0
+    for shard, ok, failed in (("00000", 5, 1), ("00001", 0, 2), ("00002", 7, 0)):
+        rows = []
+        for i in range(ok + failed):
+            good = i < ok
+            rows.append({"shard": shard, "key": f"{shard}{i:04d}", "box_id": 0 if good else None,
+                         "embedding": [float(value), 0.0] if good else None, "status": "ok" if good else "upstream_error",
+                         "error": None if good else "no person", "model_name": "m", "model_fingerprint": "f",
+                         "random_weights": True})
+            value += good
+        recipe = Recipe(CAPTION_EMBEDDINGS, "caption_embeddings-1", models={}, settings={}, upstream={})
+        store.write_table(Provenance(recipe, shard, "run"), pa_table(rows, CAPTION_EMBEDDINGS_SCHEMA), restricted=True)
+    source = EmbeddingStore(store, store.complete_shards(CAPTION_EMBEDDINGS, restricted=True))
+    assert [shard for shard, _, _ in source.passes()] == ["00000", "00002"]  # the shard without embeddings is skipped
+    assert source.dim() == 2
+    stream = source.batches(4, seed=0)
+    seen = np.concatenate([next(stream) for _ in range(6)])[:, 0]  # 24 rows = two cycles over 12 embeddings
+    assert sorted(seen.tolist()) == sorted(list(range(12)) * 2)
+    # The first batch holds shard 00000's five embeddings' first four; the second spans both shards.
+    assert set(seen[:4]) <= set(range(5)) and {float(v) >= 5 for v in seen[4:8]} == {False, True}
+
+
+def pa_table(rows, schema):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=schema)
