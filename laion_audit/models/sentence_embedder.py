@@ -35,7 +35,9 @@ class SentenceEmbedder:
         from sentence_transformers import SentenceTransformer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model_kwargs = {"dtype": getattr(torch, dtype)} if dtype and self.device == "cuda" else {}
+        # bf16 (the paper's) only on CUDA; CPU runs in float32. The dtype used is part of the recipe.
+        self.dtype = dtype if dtype and self.device == "cuda" else "float32"
+        model_kwargs = {"dtype": getattr(torch, dtype)} if self.dtype != "float32" else {}
         self.model = SentenceTransformer(str(folder), device=self.device, trust_remote_code=trust_remote_code,
                                          local_files_only=True, model_kwargs=model_kwargs)
         self.name, self.fingerprint, self.random_weights = name, fingerprint, random_weights
@@ -43,7 +45,7 @@ class SentenceEmbedder:
         self.dim = int(self.model.get_embedding_dimension())
 
     def settings(self) -> dict:
-        return {"normalize_embeddings": self.normalize_embeddings, "dim": self.dim}
+        return {"normalize_embeddings": self.normalize_embeddings, "dim": self.dim, "dtype": self.dtype}
 
     def embed(self, texts: Sequence[str], batch_size: int, *, normalize: bool | None = None) -> np.ndarray:
         """float32 array (len(texts), dim); ``normalize`` overrides the entry's setting (topic labels are
