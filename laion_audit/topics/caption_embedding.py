@@ -67,17 +67,29 @@ def ok_embeddings(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
 
 
 class EmbeddingStore:
-    """The ok embeddings of the shards ``markers`` names, read one shard at a time: memory holds one shard and
-    one batch, whatever the number of shards."""
+    """The ok embeddings of the shards ``markers`` names, read one shard at a time. Shards read are kept in memory
+    up to ``cache_bytes`` (default 256 MiB) so that small stores are not re-read for every batch of an endless
+    stream; beyond it shards are read again on each pass. Memory is bounded by the cache plus one shard and one
+    batch, whatever the number of shards."""
 
-    def __init__(self, store: ShardStore, markers: Mapping[str, Mapping[str, Any]]):
+    def __init__(self, store: ShardStore, markers: Mapping[str, Mapping[str, Any]], cache_bytes: int = 256 << 20):
         self.store, self.markers = store, dict(markers)
         self.shards = sorted(self.markers)
+        self.cache_bytes = cache_bytes
+        self._cache: dict[str, tuple[pa.Table, np.ndarray]] = {}
+        self._cached_bytes = 0
 
     def shard(self, shard: str) -> tuple[pa.Table, np.ndarray]:
+        if shard in self._cache:
+            return self._cache[shard]
         table = self.store.read_marked(CAPTION_EMBEDDINGS, shard, self.markers[shard], restricted=True,
                                        columns=["shard", "key", "box_id", "embedding", "status"])
-        return ok_embeddings(table)
+        keys, vectors = ok_embeddings(table)
+        size = vectors.nbytes + keys.nbytes
+        if self._cached_bytes + size <= self.cache_bytes:
+            self._cache[shard] = (keys, vectors)
+            self._cached_bytes += size
+        return keys, vectors
 
     def passes(self) -> Iterator[tuple[str, pa.Table, np.ndarray]]:
         """One pass: (shard, keys, embeddings) per shard with at least one embedding."""
