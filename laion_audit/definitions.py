@@ -29,6 +29,7 @@ from laion_audit.defs.resources import ShardInputsResource, ShardStoreResource
 from laion_audit.defs.shard_counts import build_shard_counts
 from laion_audit.defs.shards import build_shard_defs
 from laion_audit.defs.transfer import build_transfer_defs
+from laion_audit.defs.topics import build_topic_defs
 from laion_audit.ops.code_identity import code_identity_tags
 from laion_audit.ops.settings import Settings
 
@@ -64,6 +65,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     annotation = build_annotation_defs(settings)
     shard_counts, group_counts_job = build_shard_counts(settings)
     checks, lineage_checks_job = build_lineage_checks(settings.check_automation)
+    topic_assets, topic_jobs = build_topic_defs(settings)
     # The text and group tables and the report: each runs on any store (a text-only one included). The other
     # dataset-level reports (same `reports` group) need their per-model inputs and have jobs of their own.
     audit_reports_job = define_asset_job(
@@ -81,10 +83,10 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     return Definitions(
         assets=[*shards.assets, build_alt_text_scores(settings), *shard_counts, keyword_audit, crime_cooccurrence_table,
                 sentiment_by_group, audit_report, *weights_sources, clip_weights, *annotation.assets,
-                *build_impressions_defs(settings), sd_weights, *transfer_assets],
+                *build_impressions_defs(settings), sd_weights, *transfer_assets, *topic_assets],
         asset_checks=checks,
         jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, observe_clip_weights_job,
-              lineage_checks_job, observe_sd_weights_job],
+              lineage_checks_job, observe_sd_weights_job, *topic_jobs],
         sensors=[*shards.sensors, *sensors],
         schedules=schedules,
         resources=build_resources(settings),

@@ -6,7 +6,8 @@ import pytest
 
 from laion_audit.definitions import build_definitions
 
-GPU_ASSETS = ["person_boxes", "gender_votes", "race_votes", "gender_labels", "race_labels", "person_captions"]
+GPU_ASSETS = ["person_boxes", "gender_votes", "race_votes", "gender_labels", "race_labels", "person_captions",
+              "caption_embeddings"]
 
 
 @pytest.fixture(scope="module")

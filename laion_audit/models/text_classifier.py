@@ -48,8 +48,23 @@ class HateSpeechClassifier:
 
 def build_tiny_hate_speech(folder: Path, seed: int, corpus: Sequence[str]) -> None:
     import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    fast = wordpiece_tokenizer(corpus)
+    config = BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256, num_labels=len(HATE_LABELS),
+                        id2label=dict(enumerate(HATE_LABELS)), label2id={l: i for i, l in enumerate(HATE_LABELS)},
+                        problem_type="multi_label_classification")
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+
+
+def wordpiece_tokenizer(corpus: Sequence[str]):
+    """A BERT WordPiece tokenizer over ``corpus``'s words, for tiny BERT-family models (hate speech, captions)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     # A WordPiece vocabulary written out rather than trained: the trainer breaks frequency ties by hash, so the
     # same seed would give different tokenizer files. Whole corpus words, then single characters (word-initial and
@@ -63,11 +78,4 @@ def build_tiny_hate_speech(folder: Path, seed: int, corpus: Sequence[str]) -> No
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    config = BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=256, num_labels=len(HATE_LABELS),
-                        id2label=dict(enumerate(HATE_LABELS)), label2id={l: i for i, l in enumerate(HATE_LABELS)},
-                        problem_type="multi_label_classification")
-    torch.manual_seed(seed)
-    model = BertForSequenceClassification(config).eval()
-    model.save_pretrained(folder)
-    fast.save_pretrained(folder)
+    return fast

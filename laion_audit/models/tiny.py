@@ -361,6 +361,10 @@ def init_tiny_models(out_dir: str | Path, seed: int = 0) -> dict[str, dict]:
     from laion_audit.models.diffusion import build_tiny_stable_diffusion
 
     build_tiny_stable_diffusion(out_dir / entries["sd_tiny"].path, seed + 40)
+    from laion_audit.models.sentence_embedder import build_tiny_sentence_embedder
+
+    build_tiny_sentence_embedder(out_dir / entries["caption_embedder"].path, seed + 30,
+                                 corpus=[CAPTION_PROMPT, "a photo of a person at the beach playing football"])
     manifest = {
         role: manifest_entry(out_dir / entry.path, family=entry.family, path=entry.path, profile="tiny",
                              random_weights=True, source=entry.source, substitute_for=entry.substitute_for)

@@ -98,7 +98,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         os.environ[name] = value
 
     started = time.monotonic()
-    out(f"[1/7] sample shards -> {settings.shards_root}")
+    out(f"[1/10] sample shards -> {settings.shards_root}")
     shards_dir = Path(settings.shards_root)
     if not (shards_dir / "manifest.json").exists():
         from laion_audit.sample_data import write_sample_shards
@@ -108,7 +108,7 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
         f"shard files ready ({time.monotonic() - started:.1f}s)")
 
     models_dir = Path(settings.models_dir)
-    out(f"[2/7] tiny models ({settings.model_profile} profile) -> {models_dir}")
+    out(f"[2/10] tiny models ({settings.model_profile} profile) -> {models_dir}")
     if not (models_dir / "manifest.json").exists():
         from laion_audit.models.tiny import init_tiny_models
 
@@ -127,10 +127,10 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
     outcomes: list[ShardOutcome] = []
     store = ShardStore(settings.store_root)
     with DagsterInstance.get() as instance:
-        out(f"[3/7] discovery sensor on {settings.shards_root} (DAGSTER_HOME={dagster_home})")
+        out(f"[3/10] discovery sensor on {settings.shards_root} (DAGSTER_HOME={dagster_home})")
         keys = _register_shards(instance, defs, settings, out)
         _run(defs, "observe_model_weights_job", None, instance, out)
-        out(f"[4/7] per shard: samples, person boxes, ensemble votes ({len(keys)} shards)")
+        out(f"[4/10] per shard: samples, person boxes, ensemble votes ({len(keys)} shards)")
         for i, key in enumerate(keys, 1):
             t0 = time.monotonic()
             failures = [f for job in ("shard_ingest_job", "person_detection_job")
@@ -142,11 +142,11 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
             out(f"  [{i}/{len(keys)}] shard {key}: {'ok' if not failures else 'FAILED'} in "
                 f"{time.monotonic() - t0:.1f}s, {marker.get('rows', 0)} samples, {marker.get('errors', 0)} errors, "
                 f"{boxes.get('valid_persons', 0)} valid persons")
-        out("[5/7] training gender and race classifiers on the ensemble's consensus")
+        out("[5/10] training gender and race classifiers on the ensemble's consensus")
         training_failure = _run(defs, "classifier_training_job", None, instance, out)
         if training_failure:
             out(f"  FAILED: {training_failure}")
-        out("[6/7] per shard: gender and race labels, person captions, group counts")
+        out("[6/10] per shard: gender and race labels, person captions, group counts")
         for i, key in enumerate(keys, 1):
             t0 = time.monotonic()
             failure = training_failure or _run(defs, "person_labels_job", key, instance, out) or _run(
@@ -160,14 +160,15 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
             outcomes[i - 1].captions = captions.get("captions", 0)
             out(f"  [{i}/{len(keys)}] shard {key}: {'ok' if not failure else 'FAILED'} in "
                 f"{time.monotonic() - t0:.1f}s, {captions.get('captions', 0)} captions")
-        out("[7/7] dataset-level audit tables from every complete shard")
-        report_failure = _run(defs, "audit_reports_job", None, instance, out)
-        out(f"  FAILED: {report_failure}" if report_failure else f"  reports in {store.reports_dir}")
         _bias_transfer(defs, keys, instance, out, skip=training_failure)
-        out("[+] facial impression bias and CLIP 0.3-threshold audit (tiny CLIPs)")
+        out("[8/10] facial impression bias and CLIP 0.3-threshold audit (tiny CLIPs)")
         from laion_audit.ops.impressions_demo import run_impressions_step
 
         run_impressions_step(defs, instance, settings, keys, _run, out)
+        _caption_topics(defs, keys, instance, store, out)
+        out("[10/10] dataset-level audit tables and the audit report from every complete shard")
+        report_failure = _run(defs, "audit_reports_job", None, instance, out)
+        out(f"  FAILED: {report_failure}" if report_failure else f"  reports in {store.reports_dir}")
     summary = DemoSummary(workdir, settings.store_root, dagster_home, outcomes)
     out("")
     out(render_summary(summary, total_seconds=time.monotonic() - started))
@@ -179,14 +180,32 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
     return summary
 
 
+# Four SAEs (TopK and BatchTopK, 2 seeds) on the demo's few dozen 32-d embeddings: smaller batches and fewer steps
+# than spec §6 (1024 x 200) keep the step to seconds on two cores; the settings used are in the checkpoint's saes.json.
+_DEMO_SAES = {"ops": {"sae_dictionaries": {"config": {"batch_size": 128, "steps": 100}}}}
+
+
+def _caption_topics(defs, keys: list[str], instance, store: ShardStore, out: Printer) -> None:
+    """Caption embeddings per shard, then the SAEs (the default 2 seeds x TopK/BatchTopK) and the identity-topic
+    table; with the demo's few persons every identity is below k and suppressed, as it should be."""
+    out("[9/10] caption topics: caption embeddings per shard, sparse autoencoders, identity-topic PMI")
+    t0 = time.monotonic()
+    failures = [f for key in keys if (f := _run(defs, "caption_embeddings_job", key, instance, out))]
+    failures += [f for f in [_run(defs, "caption_topics_job", None, instance, out, _DEMO_SAES)] if f]
+    for failure in failures:
+        out(f"  FAILED: {failure}")
+    out(f"  done in {time.monotonic() - t0:.1f}s; table in {store.reports_dir}/identity_topic_pmi.md")
+
+
 # The demo also scores hate speech with the tiny text classifier (off by default in the asset config).
 _RUN_CONFIG = {"shard_ingest_job": {"ops": {"alt_text_scores": {"config": {"hate_speech": True}}}}}
 
 
-def _run(defs, job_name: str, partition_key: str | None, instance, out: Printer) -> str | None:
+def _run(defs, job_name: str, partition_key: str | None, instance, out: Printer,
+         run_config: dict | None = None) -> str | None:
     """Execute one job in process on the real instance; return the failure message, or None on success."""
     job = defs.resolve_job_def(job_name)
-    config = _RUN_CONFIG.get(job_name) or BIAS_TRANSFER_CONFIG.get(job_name, {})
+    config = run_config or _RUN_CONFIG.get(job_name) or BIAS_TRANSFER_CONFIG.get(job_name, {})
     result = job.execute_in_process(partition_key=partition_key, instance=instance, raise_on_error=False,
                                     run_config={**_QUIET, **config})
     return None if result.success else f"{job_name}: {_failure_message(result)}"
@@ -210,7 +229,7 @@ def _bias_transfer(defs, keys: list[str], instance, out: Printer, skip: str | No
     """Word-gender counts per shard, CLIP and SD model bias per tiny model, and the transfer regressions."""
     from laion_audit.models.registry import clip_roles, sd_roles
 
-    out("[7/7] and bias transfer: word-gender counts, CLIP and Stable Diffusion bias, regressions")
+    out("[7/10] bias transfer: word-gender counts, CLIP and Stable Diffusion bias, regressions")
     if skip:
         out("  skipped: no gender labels")
         return

@@ -54,6 +54,8 @@ PER_SHARD_ASSETS: dict[str, ShardAsset] = {
         ShardAsset("group_counts", "group_counts-1", True, ("gender_labels", "race_labels", "alt_text_scores")),
         ShardAsset("clip_alt_text_similarity", "clip_alt_text_similarity-1", False, ("samples",)),
         ShardAsset("word_gender_counts", "word_gender_counts-1", True, ("samples", "gender_labels")),
+        # Restricted like the captions they embed: an embedding can be inverted back to much of its caption.
+        ShardAsset("caption_embeddings", "caption_embeddings-1", True, ("person_captions",)),
     )
 }
 
