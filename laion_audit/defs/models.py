@@ -146,42 +146,19 @@ weights_sources = [_weights_source(role) for role in WEIGHT_ROLES]
 
 
 CLIP_WEIGHTS = "clip_weights"
-
-
-def build_clip_weights(profile: str):
-    """The weights of the profile's CLIP models, one partition per model (data version = sha256), and the job
-    that observes them. Per-model assets depend on it partition by partition, so swapping one CLIP's files makes
-    exactly that model's results stale. Models not staged are left unobserved (their assets fail naming the
-    command that stages them)."""
-    partitions = clip_model_partitions(profile)
-
-    @observable_source_asset(name=CLIP_WEIGHTS, group_name="models", partitions_def=partitions,
-                             description="Weights of each CLIP model of the active profile; data version = sha256.")
-    def clip_weights(models: ModelsResource) -> DataVersionsByPartition:
-        registry = models.registry()
-        staged = {}
-        for role in partitions.get_partition_keys():
-            try:
-                staged[role] = DataVersion(registry.resolve(role).fingerprint)
-            except MissingWeightsError:
-                continue
-        return DataVersionsByPartition(staged)
-
-    job = define_asset_job("observe_clip_weights_job", selection=AssetSelection.assets(clip_weights.key),
-                           description="Record the fingerprint of every staged CLIP model (one partition each).")
-    return clip_weights, job
-
 SD_WEIGHTS = "sd_weights"
 
 
-def build_sd_weights(profile: str):
-    """The weights of the profile's Stable Diffusion models, one partition per model, like `clip_weights`."""
-    partitions = sd_model_partitions(profile)
+def _per_model_weights(name: str, partitions, family: str, job_name: str):
+    """The staged weights of a family of models, one partition per registry role (data version = sha256), and
+    the job that observes them. Per-model assets depend on it partition by partition, so swapping one model's
+    files makes exactly that model's results stale. Models not staged are left unobserved (their assets fail
+    naming the command that stages them)."""
 
-    @observable_source_asset(name=SD_WEIGHTS, group_name="models", partitions_def=partitions,
-                             description="Weights of each Stable Diffusion model of the active profile (every file "
-                             "of the pipeline folder); data version = sha256.")
-    def sd_weights(models: ModelsResource) -> DataVersionsByPartition:
+    @observable_source_asset(name=name, group_name="models", partitions_def=partitions,
+                             description=f"Weights of each {family} model of the active profile (every file of "
+                             "its folder); data version = sha256.")
+    def weights(models: ModelsResource) -> DataVersionsByPartition:
         registry = models.registry()
         staged = {}
         for role in partitions.get_partition_keys():
@@ -191,9 +168,17 @@ def build_sd_weights(profile: str):
                 continue
         return DataVersionsByPartition(staged)
 
-    job = define_asset_job("observe_sd_weights_job", selection=AssetSelection.assets(sd_weights.key),
-                           description="Record the fingerprint of every staged Stable Diffusion model.")
-    return sd_weights, job
+    job = define_asset_job(job_name, selection=AssetSelection.assets(weights.key),
+                           description=f"Record the fingerprint of every staged {family} model (one partition each).")
+    return weights, job
+
+
+def build_clip_weights(profile: str):
+    return _per_model_weights(CLIP_WEIGHTS, clip_model_partitions(profile), "CLIP", "observe_clip_weights_job")
+
+
+def build_sd_weights(profile: str):
+    return _per_model_weights(SD_WEIGHTS, sd_model_partitions(profile), "Stable Diffusion", "observe_sd_weights_job")
 
 
 observe_model_weights_job = define_asset_job(
