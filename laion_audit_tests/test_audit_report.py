@@ -81,3 +81,14 @@ def test_figures_linked_from_a_report_are_embedded_and_unknown_links_become_text
     assert "(gone: figure analysis/gone.png not found)" in text and "(up: figure ../secret.png not found)" in text
     html = markdown(text)
     assert html.count("<img") == 1
+
+
+def test_manifests_are_found_where_each_analysis_nests_them():
+    from laion_audit.report.audit_report import _input_assets, _manifest
+
+    shard = {"00000": {"data_version": "v1"}}
+    payload = {"inputs": {"clip": {"clip_tiny_s": "dv"}, "dataset": {"word_gender_counts": shard}}}
+    assert _manifest(payload) == {"word_gender_counts": shard}
+    grouped = {"by_version_set": {"a": {"inputs": ["clip_alt_text_similarity", "not_an_asset"]}}}
+    assert _manifest(grouped) == {} and _input_assets(grouped) == ["clip_alt_text_similarity"]
+    assert _manifest({"inputs": {"group_counts": shard}}) == {"group_counts": shard}

@@ -34,7 +34,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from laion_audit.ops.user_dirs import default_home
 
     summary = run_demo(Path(args.workdir or default_home()), fresh=args.fresh)
-    return 0 if all(shard.succeeded for shard in summary.shards) else 1
+    return 0 if all(shard.succeeded for shard in summary.shards) and summary.report else 1
 
 
 def _cmd_provenance(args: argparse.Namespace) -> int:

@@ -42,6 +42,7 @@ class DemoSummary:
     store_root: str
     dagster_home: Path
     shards: list[ShardOutcome]
+    report: str | None = None  # the audit report's path; None when it was not written
 
 
 def prepare_dagster_home(dagster_home: Path) -> None:
@@ -174,7 +175,8 @@ def run_demo(workdir: Path, *, fresh: bool = False, out: Printer = print) -> Dem
     out(render_summary(summary, total_seconds=time.monotonic() - started))
     from laion_audit.report.audit_report import latest_report_path
 
-    report = latest_report_path(store)
+    report = latest_report_path(store) if not report_failure else None
+    summary.report = report
     out(f"audit report: {report}  (open it in a browser, or run `laion-audit report --open`)" if report
         else "audit report: not written (see the failure above)")
     return summary

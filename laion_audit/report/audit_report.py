@@ -24,6 +24,7 @@ from laion_audit.report.composition import Composition, dataset_composition
 from laion_audit.report.html_page import Section, box, definition_list, escape, markdown, page, table
 from laion_audit.report.methods import methods_html
 from laion_audit.report.provenance import SectionProvenance, section_provenance
+from laion_audit.shards.lineage import PER_SHARD_ASSETS
 from laion_audit.shards.store import ShardStore
 
 REPORT_FILE = "audit_report.html"
@@ -125,8 +126,57 @@ def _composition_section(store: ShardStore, composition: Composition, registry: 
 
 
 def _manifest(payload: Mapping[str, Any]) -> dict[str, Any]:
-    inputs = payload.get("inputs")
-    return inputs if isinstance(inputs, Mapping) and all(isinstance(v, Mapping) for v in inputs.values()) else {}
+    """{per-shard asset: {shard: entry}} for every manifest a report recorded, wherever it nests it ("inputs",
+    "inputs.dataset", per version set); keys that are not per-shard assets (models, lists) are not manifests."""
+    found: dict[str, Any] = {}
+
+    def walk(value: Any) -> None:
+        if not isinstance(value, Mapping):
+            return
+        for key, item in value.items():
+            if key in PER_SHARD_ASSETS and isinstance(item, Mapping):
+                found.setdefault(key, {}).update(item)
+            elif isinstance(item, Mapping):
+                walk(item)
+
+    walk(payload.get("inputs"))
+    for group in (payload.get("by_version_set") or {}).values():
+        walk((group or {}).get("inputs") if isinstance(group, Mapping) else None)
+    return found
+
+
+def _input_assets(payload: Mapping[str, Any]) -> list[str]:
+    """Per-shard assets a report names as a plain list of inputs (per version set)."""
+    names = []
+    for group in [payload, *(payload.get("by_version_set") or {}).values()]:
+        inputs = group.get("inputs") if isinstance(group, Mapping) else None
+        if isinstance(inputs, list):
+            names += [name for name in inputs if name in PER_SHARD_ASSETS]
+    return names
+
+
+def _per_model_fingerprints(store: ShardStore, payload: Mapping[str, Any]) -> dict[str, str | None]:
+    """{role: fingerprint} of the CLIP and Stable Diffusion models behind a per-model analysis, from the per-model
+    records those analyses write (None where no record names the weights)."""
+    roles: dict[str, str | None] = {}
+    for model in payload.get("models") or []:
+        if isinstance(model, Mapping) and model.get("role"):
+            record = _read_json(store, f"{store.root}/facial_impression_associations/{model['role']}.json")
+            roles[model["role"]] = ((record or {}).get("recipe") or {}).get("model_fingerprint")
+    inputs = payload.get("inputs") if isinstance(payload.get("inputs"), Mapping) else {}
+    for family, asset in (("clip", "clip_model_bias"), ("sd", "sd_model_bias")):
+        for role in inputs.get(family) or {}:
+            record = _read_json(store, f"{store.reports_dir}/{asset}.{role}.json") or {}
+            recipe = record.get("recipe") or {}
+            roles[role] = recipe.get("model") or (recipe.get("models") or {}).get(role)
+    return roles
+
+
+def _read_json(store: ShardStore, path: str) -> dict[str, Any] | None:
+    if not store.fs.exists(path):
+        return None
+    with store.fs.open(path, "r") as handle:
+        return json.load(handle)
 
 
 def _analysis_section(store: ShardStore, analysis: Analysis, registry: ModelRegistry | None,
@@ -137,8 +187,9 @@ def _analysis_section(store: ShardStore, analysis: Analysis, registry: ModelRegi
                        f"<p>{escape(analysis.about)}</p>" + box(
                            "missing", f"Not materialized: the {analysis.name} asset has no report in this store yet."))
     manifest = _manifest(payload or {})
-    assets = list(dict.fromkeys([*manifest, *analysis.inputs]))
+    assets = list(dict.fromkeys([*manifest, *_input_assets(payload or {}), *analysis.inputs]))
     provenance: SectionProvenance = section_provenance(store, assets, registry, manifest or None)
+    provenance.add_models(registry, _per_model_fingerprints(store, payload or {}))
     provenance.report_run_id = run_id
     body = f"<p>{escape(analysis.about)}</p>" + (markdown(inline_images(store, text)) if text else "")
     if analysis.name == "crime_cooccurrence" and payload:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -71,11 +72,13 @@ def image(png: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{escape(alt)}">'
 
 
-def markdown(text: str) -> str:
-    """A per-analysis report's markdown as HTML, raw HTML in it escaped (data-URI PNG images are kept)."""
+def markdown(text: str, heading_shift: int = 2) -> str:
+    """A per-analysis report's markdown as HTML, raw HTML in it escaped (data-URI PNG images are kept); its
+    headings move down ``heading_shift`` levels so they nest under the section's own heading."""
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return re.sub(r"<(/?)h([1-6])>", lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + heading_shift)}>", rendered)
 
 
 def box(kind: str, text: str) -> str:

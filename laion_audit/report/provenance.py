@@ -14,7 +14,7 @@ from typing import Any
 
 from laion_audit.models.registry import MissingWeightsError, ModelRegistry
 from laion_audit.report.html_page import definition_list, escape
-from laion_audit.shards.lineage import is_restricted
+from laion_audit.shards.lineage import PER_SHARD_ASSETS, is_restricted
 from laion_audit.shards.store import ShardStore
 
 SHOWN_RUN_IDS = 8
@@ -40,6 +40,21 @@ class SectionProvenance:
     models: dict[tuple[str, str], ModelUse] = field(default_factory=dict)
     imported: set[str] = field(default_factory=set)
     report_run_id: str | None = None
+
+    def add_models(self, registry: ModelRegistry | None, fingerprints: Mapping[str, str | None]) -> None:
+        """Models named by role outside the shard markers (per-model analyses). Where no record names the
+        weights, the staged ones are shown, marked as not recorded (and never called stale)."""
+        for role, fingerprint in fingerprints.items():
+            recorded = fingerprint is not None
+            if not recorded:
+                try:
+                    fingerprint = registry.resolve(role).fingerprint if registry is not None else "unrecorded"
+                except (MissingWeightsError, KeyError):
+                    fingerprint = "unrecorded"
+            use = _model_use(registry, role, str(fingerprint))
+            if not recorded:
+                use.staged, use.name = None, f"{use.name} (weights not recorded; staged now shown)"
+            self.models.setdefault((role, str(fingerprint)), use)
 
     def warnings(self) -> list[str]:
         out = []
@@ -105,7 +120,7 @@ def section_provenance(store: ShardStore, assets: Iterable[str], registry: Model
                        manifest: Mapping[str, Mapping[str, Any]] | None = None) -> SectionProvenance:
     """Provenance of a section computed from ``assets``; with ``manifest`` (a table's record of what it read:
     {asset: {shard: {data_version, ...}}}) only the shards and versions the table actually read count."""
-    assets = list(assets)
+    assets = [asset for asset in assets if asset in PER_SHARD_ASSETS]
     provenance = SectionProvenance(assets)
     for asset in assets:
         markers = store.complete_shards(asset, is_restricted(asset))
