@@ -78,7 +78,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     sd_weights, observe_sd_weights_job = build_sd_weights(settings.model_profile)
     transfer_assets, transfer_jobs = build_transfer_defs(settings)
     jobs = {job.name: job for job in [*shards.jobs, *annotation.jobs, group_counts_job,
-                                      *build_impressions_jobs(settings), *transfer_jobs]}
+                                      *build_impressions_jobs(settings), *transfer_jobs, *topic_jobs]}
     sensors, schedules = build_automation(settings, jobs)
     return Definitions(
         assets=[*shards.assets, build_alt_text_scores(settings), *shard_counts, keyword_audit, crime_cooccurrence_table,
@@ -86,7 +86,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
                 *build_impressions_defs(settings), sd_weights, *transfer_assets, *topic_assets],
         asset_checks=checks,
         jobs=[*jobs.values(), audit_reports_job, observe_model_weights_job, observe_clip_weights_job,
-              lineage_checks_job, observe_sd_weights_job, *topic_jobs],
+              lineage_checks_job, observe_sd_weights_job],
         sensors=[*shards.sensors, *sensors],
         schedules=schedules,
         resources=build_resources(settings),

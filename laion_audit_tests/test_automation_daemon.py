@@ -14,7 +14,7 @@ from laion_audit.shards.store import ShardStore
 from .test_dagster_dev import _free_port, start_dagster_dev, stop_dagster_dev
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-DEADLINE_SECONDS = 420
+DEADLINE_SECONDS = 600  # seven chain stages, each a run the daemon queues and launches
 
 
 def _copy_shard(sample_shards: Path, key: str, shards: Path) -> None:
@@ -24,6 +24,7 @@ def _copy_shard(sample_shards: Path, key: str, shards: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1000)
 def test_a_new_shard_is_materialized_through_the_chain_by_the_daemon(tmp_path, sample_shards, tiny_models):
     from laion_audit.definitions import build_definitions
     from laion_audit.ops.settings import Settings

@@ -55,6 +55,7 @@ STAGES = (
     Stage("group_counts_job", ("group_counts",), "gender_labels"),
     Stage("clip_similarity_job", ("clip_alt_text_similarity",), "samples"),
     Stage("word_gender_counts_job", ("word_gender_counts",), "gender_labels"),
+    Stage("caption_embeddings_job", ("caption_embeddings",), "person_captions"),
 )
 
 
@@ -166,5 +167,6 @@ def build_automation(settings: Settings, jobs: dict):
         nightly("group_counts_backfill_schedule", STAGES[3], "0 6 * * *"),
         nightly("clip_similarity_backfill_schedule", STAGES[4], "0 7 * * *"),
         nightly("word_gender_counts_backfill_schedule", STAGES[5], "30 6 * * *"),
+        nightly("caption_embeddings_backfill_schedule", STAGES[6], "30 5 * * *"),
     ]
     return [shard_chain_sensor], schedules
