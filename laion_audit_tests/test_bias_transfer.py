@@ -253,8 +253,11 @@ def test_tiny_sd_pipeline_loads_and_generates_through_diffusers(tiny_models):
     first = generator.generate("a photo of a nurse", [0, 1], steps=2, size=64)
     again = generator.generate("a photo of a nurse", [1], steps=2, size=64)
     assert [image.size for image in first] == [(64, 64), (64, 64)]
-    assert np.array_equal(np.asarray(first[1]), np.asarray(again[0]))  # an image is its seed's
-    assert not np.array_equal(np.asarray(first[0]), np.asarray(first[1]))
+    # An image is its seed's: seed 1 alone and seed 1 in a batch of two agree up to float rounding (batched CPU
+    # kernels need not be bit-identical), while two seeds give different images.
+    same = np.abs(np.asarray(first[1]).astype(int) - np.asarray(again[0]).astype(int))
+    other = np.abs(np.asarray(first[0]).astype(int) - np.asarray(first[1]).astype(int))
+    assert same.max() <= 2 and other.mean() > 20 * max(1.0, same.mean())
 
 
 # ---------------------------------------------------------------- wiring
