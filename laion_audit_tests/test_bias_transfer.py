@@ -257,7 +257,7 @@ def test_tiny_sd_pipeline_loads_and_generates_through_diffusers(tiny_models):
     # kernels need not be bit-identical), while two seeds give different images.
     same = np.abs(np.asarray(first[1]).astype(int) - np.asarray(again[0]).astype(int))
     other = np.abs(np.asarray(first[0]).astype(int) - np.asarray(first[1]).astype(int))
-    assert same.max() <= 2 and other.mean() > 20 * max(1.0, same.mean())
+    assert same.mean() < 1 and same.max() <= 16 and other.mean() > 20
 
 
 # ---------------------------------------------------------------- wiring
